@@ -8,9 +8,21 @@ from engine.augment.pipeline import (
     pipeline_to_dict,
     save_pipeline_file,
 )
+from engine.augment.presets import PRESET_NAMES, preset
 from engine.augment.tta import DEFAULT_TTA_VIEWS, TTA_VIEWS, apply_view_numpy, apply_view_torch, list_tta_views
 
 __all__ = [
-    "DEFAULT_TTA_VIEWS", "TTA_VIEWS", "apply_view_numpy", "apply_view_torch", "dump_pipeline", "list_tta_views",
-    "load_pipeline_file", "parse_pipeline_text", "pipeline_from_dict", "pipeline_to_dict", "save_pipeline_file",
+    "DEFAULT_TTA_VIEWS",
+    "PRESET_NAMES",
+    "TTA_VIEWS",
+    "apply_view_numpy",
+    "apply_view_torch",
+    "dump_pipeline",
+    "list_tta_views",
+    "load_pipeline_file",
+    "parse_pipeline_text",
+    "pipeline_from_dict",
+    "pipeline_to_dict",
+    "preset",
+    "save_pipeline_file",
 ]
