@@ -41,3 +41,36 @@ def workspace(tmp_path, monkeypatch) -> Path:
     ws.mkdir()
     monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(ws))
     return ws
+
+
+# ---------------------------------------------------------------- training: one tiny study per test run
+
+
+TINY_STUDY_MODEL = "test_resnet"
+
+
+@pytest.fixture(scope="session")
+def tiny_study(session_workspace, demo_spec_path):
+    """Two runs trained once per test run (in-process, CPU) that differ only in label smoothing (0.0 vs 0.1).
+
+    timm's ``test_resnet`` at 32 px, k=2 folds, a 20% holdout, TTA views identity + hflip, 2 epochs.
+    Returns a SimpleNamespace with ``workspace``, ``run_dirs`` (list[Path], smoothing 0.0 then 0.1),
+    ``study_id``. Treat the runs as read-only.
+    """
+    from types import SimpleNamespace
+
+    from engine.runs.store import create_runs, read_status
+    from engine.training.config import load_run_configs
+    from engine.training.fit import train_run
+
+    configs = load_run_configs({
+        "name": "tiny", "dataset": str(demo_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32,
+        "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity", "hflip"], "device": "cpu",
+        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.0, "num_workers": 0},
+        "vary": {"train.label_smoothing": [0.0, 0.1]},
+    })
+    run_dirs = create_runs(configs, workspace=session_workspace)
+    for run_dir in run_dirs:
+        train_run(run_dir, device="cpu")
+    return SimpleNamespace(workspace=session_workspace, run_dirs=run_dirs,
+                           study_id=read_status(run_dirs[0])["study_id"])

@@ -1,0 +1,289 @@
+"""The run configuration: typed, validated, saved with the run as YAML.
+
+A config file is YAML with the fields of :class:`RunConfig`. It may add a top-level ``vary:``
+mapping of dotted field names to lists of values; the cartesian product of those lists gives
+sibling runs that share one split (a *study*)::
+
+    dataset: ../workspace/datasets/digits-demo/dataset.yaml   # relative to this file
+    model: {name: resnet18}
+    train: {epochs: 10, lr: 0.001}
+    vary:
+      train.label_smoothing: [0.0, 0.1]
+
+Every error is a :class:`ConfigError` naming the field, what arrived and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from engine.augment.tta import validate_tta_views
+from engine.errors import ConfigError
+
+CONFIG_VERSION = 1
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    name: str = Field("resnet18", description="Any timm model name (timm.list_models()).")
+    pretrained_file: str | None = Field(
+        None, description="Local weights file (.safetensors, .pth, .bin) to start from; None trains from scratch."
+    )
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the classifier.")
+    drop_path_rate: float | None = Field(None, ge=0.0, lt=1.0, description="Stochastic depth (models that have it).")
+
+
+class SplitConfig(_Strict):
+    k: int = Field(5, ge=2, description="Number of folds.")
+    seed: int = Field(42, description="Seed of the holdout draw and of the fold assignment.")
+    group_column: str | None = Field(
+        None, description="Manifest column whose groups never straddle folds (default: the dataset's group column)."
+    )
+    holdout_fraction: float = Field(0.1, ge=0.0, lt=1.0, description="Share of samples kept out of every fold.")
+
+
+class TrainConfig(_Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(64, ge=1)
+    optimizer: Literal["adamw", "adam", "sgd", "rmsprop"] = "adamw"
+    lr: float = Field(1e-3, gt=0.0)
+    weight_decay: float = Field(0.05, ge=0.0)
+    scheduler: Literal["cosine", "step", "none"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0, description="Linear warmup epochs before the cosine decay.")
+    step_epochs: int = Field(10, ge=1, description="Step scheduler: epochs between decays.")
+    step_gamma: float = Field(0.1, gt=0.0, le=1.0, description="Step scheduler: decay factor.")
+    loss: Literal["cross_entropy", "focal"] = "cross_entropy"
+    focal_gamma: float = Field(2.0, ge=0.0)
+    class_weights: Literal["none", "balanced"] = "none"
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    grad_clip: float | None = Field(None, gt=0.0, description="Max gradient norm; None: no clipping.")
+    mixed_precision: bool = Field(True, description="bf16 autocast on CUDA (ignored on CPU, which trains in fp32).")
+    early_stopping_patience: int | None = Field(None, ge=1, description="Epochs without improvement; None: off.")
+    monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
+    num_workers: int = Field(2, ge=0)
+    deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (slower on GPU).")
+
+
+class RunConfig(_Strict):
+    format_version: int = CONFIG_VERSION
+    name: str | None = None
+    dataset: str = Field(..., description="Path of the dataset spec YAML.")
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    image_size: int | None = Field(None, ge=8, description="Square input size; None: the model's default.")
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    augment: dict[str, Any] | None = Field(
+        None, description="albumentations serialized dict (A.to_dict); None: the 'light' preset."
+    )
+    tta_views: list[str] = Field(default_factory=lambda: ["identity", "hflip"])
+    device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
+    seed: int = 0
+    classes: list[str] | None = Field(None, description="Filled when the run is created: the class order of logits.")
+
+    @field_validator("tta_views")
+    @classmethod
+    def _views(cls, views: list[str]) -> list[str]:
+        return validate_tta_views(views)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, device: str) -> str:
+        return check_device_name(device)
+
+
+def check_device_name(device: str, *, field: str = "device") -> str:
+    d = str(device).strip().lower()
+    if d in ("auto", "cpu", "cuda") or (d.startswith("cuda:") and d[5:].isdigit()):
+        return d
+    raise ConfigError(f"The {field!r} parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.")
+
+
+# ---------------------------------------------------------------- messages
+
+
+def _describe_error(e: dict) -> str:
+    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+    kind = e.get("type", "")
+    got = e.get("input")
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown field{_close_fields(e['loc'])}"
+    if kind == "literal_error":
+        allowed = e.get("ctx", {}).get("expected", "")
+        return f"The {loc!r} parameter must be one of {allowed}. Got {got!r} instead."
+    if kind == "value_error" and isinstance(e.get("ctx", {}).get("error"), ConfigError):
+        return str(e["ctx"]["error"])
+    return f"The {loc!r} parameter: {e['msg']}. Got {got!r} instead."
+
+
+def _close_fields(loc: tuple) -> str:
+    """' (did you mean ...?)' for a misspelled field, from the model the field sits in."""
+    import difflib
+
+    model: type[BaseModel] = RunConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        ann = getattr(field, "annotation", None)
+        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
+            return ""
+        model = ann
+    names = list(model.model_fields)
+    close = difflib.get_close_matches(str(loc[-1]), names, n=3)
+    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+    return f"{hint} Allowed fields: {names}."
+
+
+def parse_run_config(data: Mapping[str, Any], *, source: str = "run config") -> RunConfig:
+    """Validate one config mapping; :class:`ConfigError` lists every bad field."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"The {source} must be a mapping of fields, got {type(data).__name__}.")
+    try:
+        return RunConfig.model_validate(dict(data))
+    except ValidationError as err:
+        lines = [_describe_error(e) for e in err.errors()]
+        raise ConfigError(f"The {source} is invalid:\n  - " + "\n  - ".join(lines)) from None
+    except ConfigError as e:
+        raise ConfigError(f"The {source} is invalid: {e}") from None
+
+
+# ---------------------------------------------------------------- loading, vary, overrides
+
+
+def _set_dotted(data: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"Cannot set {dotted!r}: {part!r} is not a section (it holds {child!r}).")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``"train.lr=0.01"`` -> ``("train.lr", 0.01)``; the value is parsed as YAML."""
+    key, sep, raw = str(text).partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"An override must look like 'dotted.key=value' (e.g. train.epochs=3). Got {text!r}.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"The value of override {text!r} is not valid YAML: {e}") from None
+    return key.strip(), value
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"Config file {str(path)!r} does not exist.") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"Config file {str(path)!r} cannot be read: {e}.") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"Config file {str(path)!r} is not valid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"Config file {str(path)!r} must be a YAML mapping, got {type(data).__name__}.")
+    return data
+
+
+def _vary_combinations(vary: Any) -> list[dict[str, Any]]:
+    if vary is None:
+        return [{}]
+    if not isinstance(vary, Mapping) or not vary:
+        raise ConfigError("The 'vary' section must map dotted field names to lists of values, "
+                          "e.g. {'train.label_smoothing': [0.0, 0.1]}.")
+    keys = list(vary)
+    for key in keys:
+        if not isinstance(vary[key], list) or not vary[key]:
+            raise ConfigError(f"The 'vary' entry {key!r} must be a non-empty list of values. Got {vary[key]!r}.")
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(vary[k] for k in keys))]
+
+
+def _resolve_dataset_path(data: dict, base: Path | None) -> None:
+    ds = data.get("dataset")
+    if isinstance(ds, str) and base is not None and not Path(ds).expanduser().is_absolute():
+        data["dataset"] = str((base / ds).resolve())
+
+
+def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunConfig]:
+    """Read a config (a YAML path or a mapping) into one :class:`RunConfig` per ``vary`` combination.
+
+    Overrides (``"dotted.key=value"``) apply to every combination before validation; an override of a
+    varied field replaces the varied list (``--set 'vary.train.lr=[0.1, 0.01]'`` is not supported,
+    set ``vary`` in the file instead). A relative ``dataset`` path is resolved against the config
+    file's folder (against the current folder for a mapping).
+    """
+    if isinstance(path_or_dict, Mapping):
+        data, base, source = copy.deepcopy(dict(path_or_dict)), None, "run config"
+    else:
+        path = Path(path_or_dict)
+        data, base, source = _read_yaml(path), path.resolve().parent, f"config file {str(path)!r}"
+    vary = data.pop("vary", None)
+    parsed_overrides = [parse_override(o) for o in overrides]
+    configs = []
+    for combo in _vary_combinations(vary):
+        item = copy.deepcopy(data)
+        for key, value in [*combo.items(), *parsed_overrides]:
+            _set_dotted(item, key, value)
+        _resolve_dataset_path(item, base)
+        configs.append(parse_run_config(item, source=source))
+    return configs
+
+
+def varied_fields(configs: Sequence[RunConfig]) -> dict[str, list[Any]]:
+    """Dotted field -> value per config, for every leaf field whose value differs between the configs."""
+    flat = [_flatten(c.model_dump(mode="json", exclude={"name"})) for c in configs]
+    keys = sorted({k for f in flat for k in f})
+    return {k: [f.get(k) for f in flat] for k in keys if len({yaml.safe_dump(f.get(k)) for f in flat}) > 1}
+
+
+def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, dict) and key != "augment":
+            out.update(_flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def config_to_yaml(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+
+
+# ---------------------------------------------------------------- checks against the dataset
+
+
+def validate_against_dataset(cfg: RunConfig, dataset) -> None:
+    """Everything that can be refused before a run directory is written (:class:`ConfigError`).
+
+    Checks: k vs the smallest class (and vs the classes left after the holdout), a holdout that would
+    empty a class, the group column, the timm model name, the pretrained weights file, the
+    augmentation dict.
+    """
+    from engine.training.models import check_model_config
+    from engine.training.splits import check_split_feasible
+
+    check_split_feasible(dataset.manifest, cfg.split, classes=dataset.classes)
+    check_model_config(cfg.model, num_classes=len(dataset.classes))
+    _check_augment(cfg)
+
+
+def _check_augment(cfg: RunConfig) -> None:
+    if cfg.augment is None:
+        return
+    from engine.augment.pipeline import pipeline_from_dict
+
+    pipeline_from_dict(cfg.augment, source="'augment' field (augmentation pipeline)")

@@ -1,0 +1,169 @@
+"""The input pipeline: decoded uint8 images -> albumentations -> uint8 CHW tensors -> device batches.
+
+Work is split where it is cheapest:
+
+- DataLoader workers decode (through an *image source*), augment with albumentations and make sure
+  of the final size; they return uint8 (C, H, W) tensors, a quarter of the bytes of float32;
+- on the device, in batches: the uint8 -> float conversion, the normalization with the model's mean
+  and std, the channels_last layout and the TTA views (tensor ops, :mod:`engine.augment.tta`).
+
+An image source is anything with ``__len__`` and ``__getitem__(i) -> np.ndarray (H, W, 3) uint8``:
+:class:`FileImageSource` decodes files with :func:`engine.data.load_rgb`; a decoded-image cache can
+stand in for it.
+
+Randomness: albumentations 2.x keeps its own RNGs inside every transform. A forked DataLoader worker
+inherits them as they were in the parent, so without reseeding every worker (and every epoch, since
+workers are forked again) repeats the same augmentations. :class:`AugmentedImages` reseeds its
+pipeline from ``SeedSequence([seed, epoch, worker_id])``, giving each transform its own stream
+(``Compose.set_random_seed`` would hand every transform the *same* seed, so e.g. two flips with
+p=0.5 would always fire together).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, get_worker_info
+
+from engine.data.images import load_rgb
+
+
+class FileImageSource:
+    """Images decoded from files on every access: ``source[i] -> (H, W, 3) uint8``."""
+
+    def __init__(self, paths: Sequence[str]):
+        self.paths = [str(p) for p in paths]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        return load_rgb(self.paths[index])
+
+
+# ---------------------------------------------------------------- albumentations randomness
+
+
+def iter_transforms(transform) -> list:
+    """The transform and every transform nested in it (Compose, OneOf, ...), depth first."""
+    nodes = [transform]
+    for child in getattr(transform, "transforms", None) or []:
+        nodes.extend(iter_transforms(child))
+    return nodes
+
+
+def reseed_pipeline(pipeline, seed: int | Sequence[int]) -> None:
+    """Give every transform of ``pipeline`` its own RNG streams, derived from ``seed``."""
+    nodes = iter_transforms(pipeline)
+    states = np.random.SeedSequence(seed).generate_state(len(nodes), dtype=np.uint32)
+    for node, state in zip(nodes, states, strict=True):
+        node.seed = int(state)
+        node.random_generator = np.random.default_rng(int(state))
+        node.py_random = random.Random(int(state))
+
+
+def ends_with_normalize(pipeline) -> bool:
+    import albumentations as A
+
+    transforms = getattr(pipeline, "transforms", None) or []
+    return bool(transforms) and isinstance(transforms[-1], A.Normalize)
+
+
+# ---------------------------------------------------------------- dataset
+
+
+def fit_size(image: np.ndarray, size: int) -> np.ndarray:
+    """Resize to (size, size) when needed: area interpolation to shrink, bilinear to enlarge."""
+    h, w = image.shape[:2]
+    if (h, w) == (size, size):
+        return image
+    shrink = h * w > size * size
+    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+class AugmentedImages(Dataset):
+    """``dataset[i] -> (image, label)``: image (3, S, S) uint8 tensor (float32 when the pipeline ends
+    with ``A.Normalize``), label int (-1 when unknown).
+
+    ``pipeline`` is an albumentations transform or None (resize only: validation and prediction).
+    Call :meth:`set_epoch` before each epoch; workers reseed in :func:`worker_init`.
+    """
+
+    def __init__(self, source, labels: Sequence[int] | None, image_size: int, *, pipeline=None, seed: int = 0):
+        self.source = source
+        self.labels = np.full(len(source), -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
+        if len(self.labels) != len(source):
+            raise ValueError(f"{len(self.labels)} labels for {len(source)} images")
+        self.image_size = int(image_size)
+        self.pipeline = pipeline
+        self.seed = int(seed)
+        self.epoch = 0
+        self.reseed(worker_id=0)
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def set_epoch(self, epoch: int) -> None:
+        """New augmentation draws for this epoch (in this process; workers reseed when they start)."""
+        self.epoch = int(epoch)
+        self.reseed(worker_id=0)
+
+    def reseed(self, worker_id: int) -> None:
+        if self.pipeline is not None:
+            reseed_pipeline(self.pipeline, [self.seed, self.epoch, worker_id])
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.source[index]
+        if self.pipeline is not None:
+            image = self.pipeline(image=image)["image"]
+        image = fit_size(np.ascontiguousarray(image), self.image_size)
+        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.labels[index])
+
+
+def worker_init(worker_id: int) -> None:
+    """DataLoader ``worker_init_fn``: reseed the worker's copy of the pipeline for (epoch, worker)."""
+    info = get_worker_info()
+    dataset = info.dataset if info is not None else None
+    if isinstance(dataset, AugmentedImages):
+        dataset.reseed(worker_id + 1)  # worker ids start after the main process's 0
+
+
+def make_loader(dataset: AugmentedImages, *, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
+                seed: int = 0, drop_last: bool = False) -> DataLoader:
+    """A DataLoader over uint8 images; pinned memory on CUDA; workers forked afresh each epoch (so
+    :meth:`AugmentedImages.set_epoch` reaches them). Shuffling draws from a generator seeded by ``seed``."""
+    generator = torch.Generator().manual_seed(int(seed))
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      pin_memory=device.type == "cuda", drop_last=drop_last, generator=generator,
+                      worker_init_fn=worker_init, persistent_workers=False,
+                      prefetch_factor=4 if num_workers > 0 else None)
+
+
+# ---------------------------------------------------------------- on the device
+
+
+class DeviceInput:
+    """Turn a loader batch into model input on the device: float, normalized, channels_last on CUDA."""
+
+    def __init__(self, data_config: dict[str, Any], device: torch.device, *, channels_last: bool | None = None):
+        self.device = device
+        self.channels_last = device.type == "cuda" if channels_last is None else channels_last
+        shape = (1, -1, 1, 1)
+        # mean/std folded into one multiply-add on 0..255 values: (x/255 - m)/s = x * (1/(255 s)) - m/s
+        std = torch.tensor(data_config["std"], dtype=torch.float32)
+        mean = torch.tensor(data_config["mean"], dtype=torch.float32)
+        self.scale = (1.0 / (255.0 * std)).view(shape).to(device)
+        self.shift = (-mean / std).view(shape).to(device)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.device, non_blocking=True)
+        if x.dtype == torch.uint8:
+            x = torch.addcmul(self.shift, x.float(), self.scale)
+        else:
+            x = x.float()  # the pipeline normalized already (it ends with A.Normalize)
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x

@@ -1,0 +1,249 @@
+"""Train a run: every requested fold that is not complete, one after the other.
+
+``train_run`` composes small ``build_*`` steps. Per fold: train, validate every epoch (a row of
+metrics.csv), keep the best weights by ``train.monitor``, stop early after ``patience`` epochs
+without improvement, then write the best weights and predict OOF / holdout / test for every TTA
+view. A complete fold (weights + every prediction file) is never touched again, so calling
+``train_run`` again resumes at the first unfinished fold. A fold interrupted mid-way starts over.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from engine.runs import store
+from engine.training.context import RunContext, build_context, fold_seed
+from engine.training.data import AugmentedImages, make_loader
+from engine.training.loop import (
+    Cancelled,
+    EpochResult,
+    build_optimizer,
+    classification_metrics,
+    collect_logits,
+    current_lr,
+    is_better,
+    train_one_epoch,
+)
+from engine.training.losses import build_loss
+from engine.training.models import create_model
+from engine.training.predict import predict_fold
+
+__all__ = ["Cancelled", "train_run"]
+
+log = logging.getLogger(__name__)
+Progress = Callable[[dict[str, Any]], None]
+STATUS_EVERY_S = 1.0  # batch progress reaches status.json at most this often
+
+
+@dataclass
+class FoldState:
+    """What one fold's training loop carries from epoch to epoch."""
+
+    fold: int
+    best_metric: float | None = None
+    best_epoch: int = 0
+    best_state: dict[str, torch.Tensor] | None = None
+    step: int = 0
+    last_status: float = field(default=0.0)
+
+
+@dataclass
+class FoldParts:
+    model: torch.nn.Module
+    train_images: AugmentedImages
+    train_loader: Any
+    val_loader: Any
+    val_labels: np.ndarray
+    loss_fn: torch.nn.Module
+    optimizer: Any
+    scheduler: Any
+
+
+def _noop_progress(_: dict[str, Any]) -> None:
+    return None
+
+
+def _never() -> bool:
+    return False
+
+
+def train_run(run_dir: str | Path, *, folds: Iterable[int] | None = None, device: str | None = None,
+              progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+    """Train the requested folds (default: all) of a run that are not complete yet.
+
+    Writes status (run and per-fold state), metrics, weights and predictions into ``run_dir``.
+    ``progress(dict)`` receives ``{run_id, fold, epoch, epochs, batch, batches, phase, ...}`` at
+    every batch; ``should_stop()`` is asked at every batch boundary and a True answer raises
+    :class:`Cancelled` (the run is marked cancelled). Any other error marks the run failed and
+    propagates. The run is marked done once every fold of it is complete.
+    """
+    run_dir = Path(run_dir)
+    progress, should_stop = progress or _noop_progress, should_stop or _never
+    ctx = build_context(run_dir, device)
+    todo = _folds_to_train(ctx, folds)
+    store.update_status(run_dir, state="running", device=str(ctx.device), error=None,
+                        started_at=store.read_status(run_dir).get("started_at") or store.now_iso())
+    try:
+        for fold in todo:
+            train_fold(ctx, fold, progress, should_stop)
+    except Cancelled:
+        store.update_status(run_dir, state="cancelled", finished_at=store.now_iso())
+        raise
+    except BaseException as e:
+        store.update_status(run_dir, state="failed", finished_at=store.now_iso(),
+                            error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
+        raise
+    if all(store.fold_is_complete(run_dir, f) for f in range(ctx.cfg.split.k)):
+        store.update_status(run_dir, state="done", finished_at=store.now_iso(), progress=1.0)
+
+
+def _folds_to_train(ctx: RunContext, folds: Iterable[int] | None) -> list[int]:
+    from engine.errors import ConfigError
+
+    k = ctx.cfg.split.k
+    wanted = list(range(k)) if folds is None else sorted({int(f) for f in folds})
+    bad = [f for f in wanted if not 0 <= f < k]
+    if bad:
+        raise ConfigError(f"The 'folds' parameter must hold fold numbers among 0..{k - 1}. Got {bad} instead.")
+    return [f for f in wanted if not store.fold_is_complete(ctx.run_dir, f)]
+
+
+def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Callable[[], bool]) -> None:
+    """Train one fold from scratch, then write its best weights and predictions."""
+    cfg = ctx.cfg
+    store.drop_fold_metrics(ctx.run_dir, fold)
+    store.update_fold_status(ctx.run_dir, fold, state="running", epoch=0, epochs=cfg.train.epochs, batch=0,
+                             batches=0, best_metric=None, best_epoch=None, monitor=cfg.train.monitor, phase="train")
+    seed_everything(fold_seed(cfg, fold), deterministic=cfg.train.deterministic, device=ctx.device)
+    parts = build_fold_parts(ctx, fold)
+    state = FoldState(fold=fold)
+    try:
+        fit_epochs(ctx, parts, state, progress, should_stop)
+        finish_fold(ctx, parts, state, progress, should_stop)
+    except Cancelled:
+        store.update_fold_status(ctx.run_dir, fold, state="cancelled")
+        raise
+    except BaseException:
+        store.update_fold_status(ctx.run_dir, fold, state="failed")
+        raise
+
+
+def seed_everything(seed: int, *, deterministic: bool, device: torch.device) -> None:
+    """Seed torch (CPU and CUDA); optionally ask for deterministic kernels."""
+    torch.manual_seed(seed)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
+
+
+def build_model(ctx: RunContext) -> torch.nn.Module:
+    model = create_model(ctx.cfg.model, len(ctx.classes)).to(ctx.device)
+    if ctx.device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    return model
+
+
+def build_fold_parts(ctx: RunContext, fold: int) -> FoldParts:
+    """Model, loaders, loss, optimizer and scheduler of one fold."""
+    cfg, samples = ctx.cfg.train, ctx.samples
+    train_table = samples[(samples["fold"] != fold) & ~samples["is_holdout"]].reset_index(drop=True)
+    val_table = samples[samples["fold"] == fold].reset_index(drop=True)
+    seed = fold_seed(ctx.cfg, fold)
+    model = build_model(ctx)
+    train_images = ctx.images(train_table, train=True, seed=seed)
+    # drop_last keeps BatchNorm away from a batch of one; only when there are several batches.
+    train_loader = make_loader(train_images, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
+                               device=ctx.device, seed=seed, drop_last=len(train_table) > cfg.batch_size)
+    val_loader = make_loader(ctx.images(val_table, train=False), batch_size=cfg.batch_size * 2, shuffle=False,
+                             num_workers=cfg.num_workers, device=ctx.device)
+    optimizer, scheduler = build_optimizer(model, cfg, len(train_loader))
+    loss_fn = build_loss(cfg, train_table["label_index"].to_numpy(), len(ctx.classes)).to(ctx.device)
+    return FoldParts(model, train_images, train_loader, val_loader, val_table["label_index"].to_numpy(),
+                     loss_fn, optimizer, scheduler)
+
+
+def fit_epochs(ctx: RunContext, parts: FoldParts, state: FoldState, progress: Progress,
+               should_stop: Callable[[], bool]) -> None:
+    """Train and validate epoch by epoch, keeping the best weights; stop early on patience."""
+    cfg = ctx.cfg.train
+    to_input = ctx.to_input()
+    for epoch in range(1, cfg.epochs + 1):
+        parts.train_images.set_epoch(epoch)
+        on_batch = _batch_reporter(ctx, state, epoch, "train", progress, should_stop)
+        result = train_one_epoch(parts.model, parts.train_loader, to_input, parts.loss_fn, parts.optimizer,
+                                 scheduler=parts.scheduler, step=state.step, grad_clip=cfg.grad_clip,
+                                 autocast=ctx.autocast, on_batch=on_batch)
+        state.step += len(parts.train_loader)
+        logits = collect_logits(parts.model, parts.val_loader, to_input, autocast=ctx.autocast,
+                                on_batch=_batch_reporter(ctx, state, epoch, "validate", progress, should_stop))
+        logits = logits["identity"]
+        metrics = classification_metrics(logits, parts.val_labels, len(ctx.classes))
+        record_epoch(ctx, parts, state, epoch, result, metrics)
+        progress({"run_id": ctx.run_dir.name, "fold": state.fold, "epoch": epoch, "epochs": cfg.epochs,
+                  "phase": "epoch_end", "train_loss": result.loss, **metrics})
+        patience = cfg.early_stopping_patience
+        if patience is not None and epoch - state.best_epoch >= patience:
+            log.info("fold %d: early stop at epoch %d (best %s at epoch %d)", state.fold, epoch, cfg.monitor,
+                     state.best_epoch)
+            break
+
+
+def record_epoch(ctx: RunContext, parts: FoldParts, state: FoldState, epoch: int, result: EpochResult,
+                 metrics: dict[str, float]) -> None:
+    """Append the epoch's metrics row; keep the weights when the monitored metric improved."""
+    monitor = ctx.cfg.train.monitor
+    if is_better(metrics[monitor], state.best_metric, monitor) or state.best_state is None:
+        state.best_metric, state.best_epoch = metrics[monitor], epoch
+        state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in parts.model.state_dict().items()}
+    store.append_metrics(ctx.run_dir, {
+        "fold": state.fold, "epoch": epoch, "train_loss": result.loss, **metrics, "lr": current_lr(parts.optimizer),
+        "epoch_seconds": round(result.seconds, 4), "images_per_second": round(result.images_per_second, 2)})
+    store.update_fold_status(ctx.run_dir, state.fold, epoch=epoch, best_metric=state.best_metric,
+                             best_epoch=state.best_epoch)
+
+
+def finish_fold(ctx: RunContext, parts: FoldParts, state: FoldState, progress: Progress,
+                should_stop: Callable[[], bool]) -> None:
+    """Best weights -> weights file, then OOF / holdout / test predictions; the fold is done."""
+    parts.model.load_state_dict(state.best_state)
+    store.update_fold_status(ctx.run_dir, state.fold, phase="predict", batch=0)
+    epochs = ctx.cfg.train.epochs
+
+    def on_batch(subset: str, i: int, n: int) -> None:
+        if should_stop():
+            raise Cancelled(f"cancelled while predicting fold {state.fold}")
+        progress({"run_id": ctx.run_dir.name, "fold": state.fold, "epoch": epochs, "epochs": epochs,
+                  "batch": i, "batches": n, "phase": f"predict_{subset}"})
+
+    predict_fold(ctx, parts.model, state.fold, ctx.cfg.tta_views, on_batch=on_batch)
+    store.write_weights(ctx.run_dir, state.fold, state.best_state)
+    store.update_fold_status(ctx.run_dir, state.fold, state="done", phase="done", finished_at=store.now_iso())
+
+
+def _batch_reporter(ctx: RunContext, state: FoldState, epoch: int, phase: str, progress: Progress,
+                    should_stop: Callable[[], bool]) -> Callable[..., None]:
+    """The per-batch callback: cancel check, progress callback, status.json at most every STATUS_EVERY_S."""
+    epochs = ctx.cfg.train.epochs
+
+    def on_batch(batch: int, batches: int, loss: float = float("nan")) -> None:
+        if should_stop():
+            raise Cancelled(f"cancelled at fold {state.fold}, epoch {epoch}, batch {batch}")
+        progress({"run_id": ctx.run_dir.name, "fold": state.fold, "epoch": epoch, "epochs": epochs,
+                  "batch": batch, "batches": batches, "phase": phase})
+        now = time.monotonic()
+        if phase == "train" and (now - state.last_status >= STATUS_EVERY_S or batch == batches):
+            state.last_status = now
+            store.update_fold_status(ctx.run_dir, state.fold, epoch=epoch, batch=batch, batches=batches, phase=phase)
+
+    return on_batch
