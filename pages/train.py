@@ -1,0 +1,56 @@
+"""Train page: launch K-fold training in the background and watch it live.
+
+Launch returns at once (the job is its own process, engine.jobs); the monitor below is a fragment
+that polls the run directories every few seconds only while a job is queued or running.
+"""
+
+import streamlit as st
+
+from engine.errors import EngineError
+from engine.jobs import create_launcher, effective_status, launch_training, list_devices
+from studio import run_loaders, state
+from studio.widgets import jobs
+from studio.widgets.common import require_dataset
+from studio.widgets.train_form import run_config_ui
+
+dataset = require_dataset()
+workspace = state.workspace()
+st.title("Train")
+st.caption(f"Stratified {dataset.num_classes}-class K-fold training on **{dataset.name}** "
+           f"({len(dataset.manifest):,} images). Runs are written to `{workspace / 'runs'}`.")
+
+try:
+    config = run_config_ui(dataset, workspace, list_devices())
+    run_dirs = launch_training(config, workspace=workspace) if config is not None else None
+except EngineError as e:
+    st.error(str(e))
+else:
+    if run_dirs:
+        st.session_state[state.TRAIN_SELECTED_RUN] = run_dirs[0].name
+        st.success(f"Launched {len(run_dirs)} run(s): " + ", ".join(d.name for d in run_dirs)
+                   + (" — a study sharing one split." if len(run_dirs) > 1 else "."))
+
+runs = run_loaders.runs_table(workspace)
+active = bool(len(runs)) and runs["state"].isin(jobs.ACTIVE).any()
+
+
+@st.fragment(run_every=jobs.REFRESH_SECONDS if active else None)
+def monitor() -> None:
+    table = run_loaders.runs_table(workspace)
+    st.subheader("Runs")
+    if table.empty:
+        st.info("No runs yet: fill in the form above and press **Launch training**.")
+        return
+    jobs.runs_overview(table)
+    ids = list(table["run_id"])
+    if st.session_state.get(state.TRAIN_SELECTED_RUN) not in ids:
+        st.session_state[state.TRAIN_SELECTED_RUN] = ids[0]
+    chosen = st.selectbox("Run", ids, key=state.TRAIN_SELECTED_RUN,
+                          format_func=lambda r: f"{table.set_index('run_id').at[r, 'name']} · {r}")
+    run_dir = workspace / "runs" / chosen
+    jobs.run_detail(run_dir, effective_status(run_dir), launcher=create_launcher(workspace=workspace))
+    if not table["state"].isin(jobs.ACTIVE).any() and active:
+        st.rerun()  # the last job finished: redraw the page so polling stops
+
+
+monitor()

@@ -1,0 +1,76 @@
+"""Cached readers of the run store for the Train, Folds, Ensemble, Grad-CAM and Submit pages.
+
+Keyed by small arguments (a run directory and the modification time of the file that matters), so a
+rerun re-reads a run only when its files changed. Long work never happens here: training runs in its
+own process (engine.jobs) and these functions only read what it wrote.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from engine.jobs import effective_status
+from engine.runs import store
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return os.stat(path).st_mtime_ns / 1e9
+    except OSError:
+        return 0.0
+
+
+def runs_table(workspace: Path) -> pd.DataFrame:
+    """Every run in the workspace, newest first, with the state a person should see (a dead job is failed)."""
+    runs = store.list_runs(workspace)
+    if runs.empty:
+        return runs
+    states = []
+    for path in runs["path"]:
+        try:
+            states.append(effective_status(path))
+        except Exception:  # a half-written run directory must not break the list
+            states.append({"state": "failed", "progress": 0.0, "error": "status.json unreadable"})
+    runs = runs.copy()
+    runs["state"] = [s.get("state") for s in states]
+    runs["progress"] = [float(s.get("progress") or 0.0) for s in states]
+    runs["error"] = [s.get("error") for s in states]
+    return runs
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _metrics(run_dir: str, mtime: float) -> pd.DataFrame:
+    return store.read_metrics(run_dir)
+
+
+def run_metrics(run_dir: str | Path) -> pd.DataFrame:
+    """metrics.csv of a run (one row per fold and epoch), re-read when the file changes."""
+    return _metrics(str(run_dir), _mtime(Path(run_dir) / "metrics.csv"))
+
+
+def log_tail(run_dir: str | Path, lines: int = 40) -> str:
+    """The last ``lines`` lines of the job's log (read from the end, so a long log costs nothing)."""
+    path = Path(run_dir) / "train.log"
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - 64_000))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _config_dict(run_dir: str, mtime: float) -> dict:
+    return store.read_config(run_dir).model_dump(mode="json")
+
+
+def run_config(run_dir: str | Path) -> dict:
+    """The run's resolved config as a plain dict."""
+    return _config_dict(str(run_dir), _mtime(Path(run_dir) / "config.yaml"))

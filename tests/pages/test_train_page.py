@@ -1,0 +1,144 @@
+"""Train page in AppTest: launch a real background job from the form, watch it finish, cancel one,
+refuse bad input, and rebuild everything from the run store after a "restart" (a fresh AppTest)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from engine.jobs import effective_status
+from engine.runs import store
+from studio.widgets.train_form import build_config, parse_values
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+APP = str(REPO_ROOT / "studio" / "app.py")
+LAUNCH = "FormSubmitter:train_form-Launch training"
+
+
+@pytest.fixture
+def train_workspace(tmp_path, monkeypatch, demo_spec_path):
+    ws = tmp_path / "ws"
+    (ws / "datasets").mkdir(parents=True)
+    (ws / "datasets" / "digits-demo").symlink_to(demo_spec_path.parent, target_is_directory=True)
+    monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(ws))
+    monkeypatch.delenv("FOLD_STUDIO_DATASET", raising=False)
+    yield ws
+    for run_dir in (ws / "runs").glob("*") if (ws / "runs").is_dir() else []:
+        status = effective_status(run_dir)
+        if status.get("alive"):
+            from engine.jobs import create_launcher
+
+            create_launcher(workspace=ws).cancel(run_dir)
+
+
+def open_train_page() -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("../pages/train.py").run()
+    assert not at.exception
+    return at
+
+
+def fill_small_run(at: AppTest, *, epochs: int) -> None:
+    at.selectbox(key="train_model").set_value("test_resnet")
+    at.number_input(key="train_epochs").set_value(epochs)
+    at.number_input(key="train_k").set_value(2)
+    at.slider(key="train_holdout").set_value(0.2)
+    at.selectbox(key="train_aug").set_value("preset: none")
+    at.number_input(key="train_workers").set_value(0)
+
+
+def wait_for(run_dir: Path, states: set[str], timeout: float = 300.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = effective_status(run_dir)
+        if status["state"] in states:
+            return status
+        time.sleep(1.0)
+    raise AssertionError(f"run {run_dir.name} still {effective_status(run_dir)['state']} after {timeout} s")
+
+
+def test_empty_workspace_says_what_to_do(train_workspace):
+    at = open_train_page()
+    assert any("No runs yet" in i.value for i in at.info)
+
+
+def test_launch_from_the_form_then_restart_rebuilds_the_monitor(train_workspace):
+    at = open_train_page()
+    fill_small_run(at, epochs=1)
+    at.button(key=LAUNCH).click().run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("Launched 1 run" in s.value for s in at.success)
+    runs = store.list_runs(train_workspace)
+    assert len(runs) == 1
+    run_dir = Path(runs.at[0, "path"])
+    config = store.read_config(run_dir)
+    assert (config.model.name, config.train.epochs, config.split.k) == ("test_resnet", 1, 2)
+
+    status = wait_for(run_dir, {"done", "failed"})
+    assert status["state"] == "done", status.get("error")
+
+    # A studio restart (a fresh session) rebuilds the monitor from the run directory alone.
+    at = open_train_page()
+    assert not at.exception
+    overview = at.dataframe[0].value
+    assert overview.loc[0, "state"].endswith("done")
+    assert overview.loc[0, "val_accuracy"] == pytest.approx(store.list_runs(train_workspace).at[0, "val_accuracy"])
+    assert any("fold 1 · done" in p.text for p in at.get("progress") if hasattr(p, "text")) or at.get("progress")
+    assert at.get("plotly_chart"), "learning curves are drawn once epochs are recorded"
+
+
+def test_cancel_button_stops_a_running_job(train_workspace):
+    at = open_train_page()
+    fill_small_run(at, epochs=30)
+    at.button(key=LAUNCH).click().run()
+    run_dir = Path(store.list_runs(train_workspace).at[0, "path"])
+    wait_for(run_dir, {"running"}, timeout=120)
+    at.button(key=f"cancel_{run_dir.name}").click().run()
+    assert not at.exception
+    assert wait_for(run_dir, {"cancelled", "failed"}, timeout=60)["state"] == "cancelled"
+
+
+def test_bad_label_smoothing_is_named_and_nothing_is_written(train_workspace):
+    at = open_train_page()
+    fill_small_run(at, epochs=1)
+    at.text_input(key="train_ls").set_value("0.1, lots")
+    at.button(key=LAUNCH).click().run()
+    assert not at.exception
+    assert any("label smoothing" in e.value for e in at.error)
+    assert store.list_runs(train_workspace).empty
+
+
+def test_build_config_makes_a_study_from_several_smoothing_values(demo_dataset, tmp_path):
+    config = build_config(
+        demo_dataset,
+        tmp_path,
+        model="test_vit",
+        weights="",
+        image_size=32,
+        k=3,
+        holdout=0.1,
+        group=None,
+        epochs=2,
+        batch=16,
+        optimizer="sgd",
+        lr=0.01,
+        scheduler="step",
+        loss="focal",
+        smoothing="0.0, 0.1",
+        workers=0,
+        augment="preset: light",
+        views=["identity", "vflip"],
+        device="cpu",
+        name="",
+    )
+    assert config["vary"] == {"train.label_smoothing": [0.0, 0.1]}
+    assert config["augment"]["transform"]["__class_fullname__"] == "Compose"
+    from engine.training.config import load_run_configs
+
+    configs = load_run_configs(config)
+    assert [c.train.label_smoothing for c in configs] == [0.0, 0.1]
+    assert parse_values("0.2", field="x") == [0.2]
