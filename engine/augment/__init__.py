@@ -18,8 +18,8 @@ from engine.augment.pipeline import (
     save_pipeline_file,
 )
 from engine.augment.presets import PRESET_NAMES, preset
-from engine.augment.preview import Draw, PreviewRow, describe_applied, preview_pipeline, tta_preview
-from engine.augment.steps import Pipeline, Step, build_transform
+from engine.augment.preview import Draw, PreviewRow, describe_applied, describe_params, preview_pipeline, tta_preview
+from engine.augment.steps import Pipeline, Step, build_transform, parse_pipeline
 from engine.augment.tta import DEFAULT_TTA_VIEWS, TTA_VIEWS, apply_view_numpy, apply_view_torch, list_tta_views
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "build_transform",
     "default_params",
     "describe_applied",
+    "describe_params",
     "list_transforms",
     "preview_pipeline",
     "transform_spec",
@@ -46,6 +47,7 @@ __all__ = [
     "dump_pipeline",
     "list_tta_views",
     "load_pipeline_file",
+    "parse_pipeline",
     "parse_pipeline_text",
     "pipeline_from_dict",
     "pipeline_to_dict",

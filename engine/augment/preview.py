@@ -155,12 +155,13 @@ def describe_applied(applied: Sequence[tuple[str, dict[str, Any]]], *, max_chars
     """One line: 'Affine rotate=12.3 scale={x: 1.05, y: 0.97} · HorizontalFlip'; 'no transform fired' if none."""
     if not applied:
         return "no transform fired"
-    parts = []
-    for name, params in applied:
-        shown = " ".join(f"{k}={_compact(v)}" for k, v in params.items())
-        parts.append(f"{name} {shown}".strip())
-    text = " · ".join(parts)
+    text = " · ".join(f"{name} {describe_params(params)}".strip() for name, params in applied)
     return text if len(text) <= max_chars else text[: max_chars - 1] + "…"
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    """'rotate=12.3 scale={x: 1.05, y: 0.97}' for summarized parameters."""
+    return " ".join(f"{k}={_compact(v)}" for k, v in params.items())
 
 
 def _compact(value: Any) -> str:

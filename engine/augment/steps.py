@@ -132,6 +132,22 @@ class Pipeline:
             raise ConfigError(f"Step index {index} is out of range; the pipeline has {len(self.steps)} steps.")
 
 
+def parse_pipeline(text: str, *, source: str = "pipeline text") -> Pipeline:
+    """A validated :class:`Pipeline` from YAML or JSON text of a serialized pipeline (what ``A.save`` writes).
+
+    Unlike :func:`engine.augment.parse_pipeline_text`, errors name the step, transform and parameter.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except yaml.YAMLError as e:
+        raise ConfigError(f"The {source} is not valid YAML or JSON: {e}") from None
+    pipeline = Pipeline.from_spec(data, source=source)
+    pipeline.build()
+    return pipeline
+
+
 def build_transform(transform: dict[str, Any], *, where: str = "Transform"):
     """Build one serialized transform (nested composes included) with albumentations' strict validation."""
     from albumentations.core.serialization import SERIALIZABLE_REGISTRY, shorten_class_name

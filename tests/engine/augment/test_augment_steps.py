@@ -115,3 +115,15 @@ def test_bad_text_is_a_config_error():
         parse_pipeline_text("transform: [unclosed")
     with pytest.raises(ConfigError, match="'transform' key"):
         parse_pipeline_text("- just a list")
+
+
+def test_parse_pipeline_names_what_is_wrong():
+    from engine.augment import parse_pipeline
+
+    good = dump_pipeline(preset("light", 32), "yaml")
+    assert parse_pipeline(good).to_spec() == _plain(preset("light", 32))
+    with pytest.raises(ConfigError, match="The pasted text is not valid YAML or JSON"):
+        parse_pipeline("transform: [unclosed", source="pasted text")
+    bad = good.replace("HorizontalFlip\n    p: 0.5", "HorizontalFlip\n    p: 5")
+    with pytest.raises(ConfigError, match=r"Step 2 \(HorizontalFlip\), parameter 'p'"):
+        parse_pipeline(bad)
