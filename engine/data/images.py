@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageFile, ImageOps
+from PIL import Image, ImageFile
 
 from engine.errors import DatasetError
 
@@ -33,6 +33,10 @@ IMAGE_EXTENSIONS = frozenset(
 )
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+_ORIENTATION_TAG = 0x0112
+# Modes Pillow resizes well in place; any other is converted to RGB before it is shrunk (Pillow cannot
+# reduce "I;16", and resizes palette and bilevel images with nearest-neighbour only).
+_RESIZABLE_MODES = {"RGB", "L", "RGBA", "CMYK", "YCbCr"}
 
 
 def is_image_path(path: str | os.PathLike) -> bool:
@@ -53,7 +57,11 @@ def open_image(path: str | os.PathLike) -> Image.Image:
 
 
 def bit_depth(img: Image.Image) -> int:
-    """Bits per channel of a Pillow image (1, 8, 16 or 32)."""
+    """Bits per channel of a Pillow image as stored in the file (1, 8, 16 or 32).
+
+    Pillow opens 16-bit RGB(A) PNGs and TIFFs as 8-bit ``RGB``/``RGBA``; the decoder's raw mode
+    (``RGB;16B``...) still tells the file's depth, so it is read from there.
+    """
     if img.mode == "1":
         return 1
     if img.mode in _SIXTEEN_BIT_MODES:
@@ -61,7 +69,44 @@ def bit_depth(img: Image.Image) -> int:
         return 16 if img.mode != "I" or img.format in {"PNG", "TIFF"} else 32
     if img.mode == "F":
         return 32
+    tile = getattr(img, "tile", None) or []
+    if tile:
+        args = tile[0][3] if len(tile[0]) > 3 else None
+        rawmode = args[0] if isinstance(args, tuple) and args else args
+        if isinstance(rawmode, str) and ";16" in rawmode:
+            return 16
     return 8
+
+
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+SWAPPING_ORIENTATIONS = frozenset({5, 6, 7, 8})  # EXIF orientations that turn the image by 90 degrees
+
+
+def exif_orientation(img: Image.Image) -> int:
+    """The EXIF orientation (1..8) of an opened image; 1 (upright) when absent or invalid.
+
+    Reads the header only for JPEG / TIFF / WebP; Pillow decodes a PNG to find an eXIf chunk after its pixels.
+    """
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not make a good image unreadable
+        return 1
+    return int(value) if value in _TRANSPOSE_FOR_ORIENTATION else 1
+
+
+def oriented_size(img: Image.Image, orientation: int | None = None) -> tuple[int, int]:
+    """(width, height) of an opened image as shown upright (EXIF orientation applied), from the header."""
+    w, h = img.size
+    orientation = exif_orientation(img) if orientation is None else orientation
+    return (h, w) if orientation in SWAPPING_ORIENTATIONS else (w, h)
 
 
 def to_rgb_array(img: Image.Image) -> np.ndarray:
@@ -90,25 +135,52 @@ def to_rgb_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img, dtype=np.uint8)
 
 
+def decode_rgb(img: Image.Image, *, max_side: int | None = None, draft_side: int | None = None,
+               orientation: int | None = None) -> np.ndarray:
+    """Decode an opened image to RGB uint8 (H, W, 3), EXIF-oriented; the pixel work of :func:`load_rgb`.
+
+    ``max_side`` shrinks the result so its longer side is at most that many pixels. For a JPEG the
+    decoder's DCT scaling (``Image.draft``) does most of the shrinking for free: it decodes at the
+    smallest 1/2, 1/4 or 1/8 scale whose sides stay at least ``draft_side`` (default ``max_side``).
+    The orientation is applied to the small image, after shrinking. Errors are Pillow's own
+    (``OSError`` for a truncated file, ``ValueError`` ...); :func:`load_rgb` names the file.
+    """
+    if max_side is not None and img.format == "JPEG":
+        side = draft_side or max_side
+        img.draft("RGB", (side, side))
+    img.load()  # first: a PNG's orientation may sit after its pixels, and a truncated file must fail here
+    if orientation is None:
+        orientation = exif_orientation(img)
+    if max_side is not None and max(img.size) > max_side:
+        if img.mode not in _RESIZABLE_MODES:
+            img = Image.fromarray(to_rgb_array(img))
+        small = img.resize(_fit(img.size, max_side), Image.Resampling.BILINEAR, reducing_gap=2.0)
+    else:
+        small = img
+    method = _TRANSPOSE_FOR_ORIENTATION.get(orientation)
+    if method is not None:
+        small = small.transpose(method)
+    return to_rgb_array(small)
+
+
+def _fit(size: tuple[int, int], max_side: int) -> tuple[int, int]:
+    w, h = size
+    scale = max_side / max(w, h)
+    return max(1, round(w * scale)), max(1, round(h * scale))
+
+
 def load_rgb(path: str | os.PathLike, *, max_side: int | None = None) -> np.ndarray:
     """Decode an image file to RGB uint8 (H, W, 3), EXIF-oriented.
 
     ``max_side`` asks for a thumbnail whose longer side is at most that many pixels. For JPEGs it
     uses the decoder's DCT scaling (``Image.draft``), which skips most of the decode work — this is
-    what makes the scan much faster than a full decode.
+    what makes thumbnails much cheaper than a full decode.
     Raises :class:`DatasetError` naming the file when it cannot be decoded (corrupt or truncated).
     """
     img = open_image(path)
     try:
         with img:
-            if max_side is not None and img.format == "JPEG":
-                img.draft("RGB", (max_side, max_side))
-            img = ImageOps.exif_transpose(img)
-            if max_side is not None and max(img.size) > max_side:
-                img.thumbnail((max_side, max_side), Image.Resampling.BILINEAR)
-            else:
-                img.load()
-            return to_rgb_array(img)
+            return decode_rgb(img, max_side=max_side)
     except DatasetError:
         raise
     except Exception as e:

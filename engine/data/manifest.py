@@ -31,6 +31,8 @@ from engine.data.spec import SPEC_FILENAME, DatasetSpec, read_spec, write_spec
 from engine.errors import DatasetError
 
 MANIFEST_COLUMNS = ["sample_id", "path", "label", "label_index", "group"]
+_DATASET_FILE_SUFFIXES = frozenset({".csv", ".yaml", ".yml", ".json", ".txt", ".md", ".parquet"})
+_SYSTEM_FILES = frozenset({"Thumbs.db", "desktop.ini"})  # written by file browsers, never data
 TEST_COLUMNS = ["sample_id", "path"]
 
 
@@ -90,6 +92,11 @@ def _is_valid_utf8(name: str) -> bool:
         return False
 
 
+def _printable(name: str) -> str:
+    """A file name with undecodable bytes shown as ``\\xff`` escapes (what the bytes on disk are)."""
+    return os.fsencode(name).decode("utf-8", "backslashreplace")
+
+
 def _inside(path: Path, root: Path) -> bool:
     norm = Path(os.path.normpath(path))
     root_norm = Path(os.path.normpath(root))
@@ -110,13 +117,15 @@ def list_image_files(folder: Path, problems: list[Problem], *, root: Path) -> li
                 problems.append(
                     Problem(
                         "odd_filename",
-                        rel.encode("utf-8", "backslashreplace").decode("utf-8"),
+                        _printable(rel),
                         f"File name {fn.encode('utf-8', 'surrogateescape')!r} is not valid UTF-8 and was skipped; "
                         "rename it with UTF-8 characters.",
                     )
                 )
             elif not is_image_path(p):
-                if p.suffix.lower() not in {".csv", ".yaml", ".yml", ".json", ".txt", ".md", ".parquet"}:
+                # The dataset's own files (train.csv, dataset.yaml) sit in the root when it is the image folder.
+                own_file = Path(dirpath) == root and p.suffix.lower() in _DATASET_FILE_SUFFIXES
+                if not own_file and fn not in _SYSTEM_FILES:
                     problems.append(Problem("not_image", rel, f"{rel!r} is not an image file and was skipped."))
             else:
                 found.append(p)
@@ -158,8 +167,8 @@ def _require_columns(frame: pd.DataFrame, columns: dict[str, str | None], csv_na
     for role, col in columns.items():
         if col is not None and col not in frame.columns:
             raise DatasetError(
-                f"CSV {csv_name!r} has no {role} column {col!r}; its columns are {list(map(str, frame.columns))}. "
-                f"Set train.{role} in the dataset spec to one of them."
+                f"CSV {csv_name!r} has no column {col!r} (train.{role} in the dataset spec); its columns are "
+                f"{list(map(str, frame.columns))}. Set train.{role} to one of them."
             )
 
 
@@ -167,7 +176,10 @@ def _load_folder_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) 
     images_dir = root / spec.train.images
     if not images_dir.is_dir():
         raise DatasetError(f"Training image folder {str(images_dir)!r} does not exist (train.images in the spec).")
-    class_dirs = sorted(d for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith("."))
+    # The test folder may sit among the class folders (train.images "." with test/ beside cat/ and dog/).
+    test_dir = Path(os.path.normpath(root / spec.test.images)) if spec.test is not None else None
+    class_dirs = sorted(d for d in images_dir.iterdir() if d.is_dir() and not d.name.startswith(".")
+                        and Path(os.path.normpath(d)) != test_dir)
     for f in sorted(images_dir.iterdir()):
         if f.is_file() and is_image_path(f):
             problems.append(
@@ -177,7 +189,7 @@ def _load_folder_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) 
     rows = []
     for d in class_dirs:
         if not _is_valid_utf8(d.name):
-            problems.append(Problem("odd_filename", _rel(d, root).encode("utf-8", "backslashreplace").decode(),
+            problems.append(Problem("odd_filename", _printable(_rel(d, root)),
                                     "Class folder name is not valid UTF-8 and was skipped; rename it."))
             continue
         for p in list_image_files(d, problems, root=root):

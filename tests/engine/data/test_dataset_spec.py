@@ -1,0 +1,317 @@
+"""The dataset spec and manifest: both layouts, folder auto-detection, and every bad input of issue 2."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pandas as pd
+import pytest
+import yaml
+from dataset_builders import save_rgb
+
+from engine.data import DatasetSpec, open_dataset, read_spec, write_spec
+from engine.data.spec import parse_spec
+from engine.errors import DatasetError
+
+
+def kinds(dataset) -> list[str]:
+    return [p.kind for p in dataset.problems]
+
+
+def folder_dataset(root, classes=("cat", "dog"), per_class=3):
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            save_rgb(root / "train" / name / f"{name}_{i}.png", 10 * c + i)
+    return root
+
+
+def csv_dataset(root, rows, *, csv="train.csv", **columns):
+    """Images images/<name>.png for each row's ``image`` value that ends with .png; the CSV as given."""
+    for i, row in enumerate(rows):
+        name = str(row.get("image", ""))
+        if name.endswith(".png") and not name.startswith(("..", "/")) and not row.get("_missing"):
+            save_rgb(root / "images" / name, i)
+    frame = pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in rows])
+    frame.to_csv(root / csv, index=False)
+    spec = {
+        "name": "t",
+        "layout": "csv",
+        "train": {"images": "images", "csv": csv, "path_column": "image", "label_column": "label", **columns},
+    }
+    (root / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    return root / "dataset.yaml"
+
+
+# ---------------------------------------------------------------- the spec
+
+
+def test_spec_round_trip(tmp_path):
+    spec = parse_spec(
+        {
+            "name": "x",
+            "layout": "csv",
+            "train": {"csv": "t.csv", "path_column": "p", "label_column": "y", "group_column": "g"},
+            "test": {"images": "test"},
+            "sample_submission": {"csv": "s.csv", "id_column": "id", "target_column": "y"},
+        }
+    )
+    path = write_spec(spec, tmp_path / "dataset.yaml")
+    assert read_spec(path) == spec
+    assert "format_version: 1" in path.read_text()
+
+
+@pytest.mark.parametrize(
+    "data, match",
+    [
+        ({"name": "x", "layout": "csv", "train": {"csv": "t.csv"}}, "train.path_column"),
+        ({"name": "x", "layout": "grid", "train": {}}, "layout"),
+        ({"name": "x", "layout": "folder", "train": {"imgs": "a"}}, "imgs"),
+        ({"format_version": 9, "name": "x", "layout": "folder", "train": {}}, "format_version 9"),
+        ([1, 2], "mapping"),
+    ],
+)
+def test_bad_specs_name_the_field(data, match):
+    with pytest.raises(DatasetError, match=match):
+        parse_spec(data)
+
+
+def test_bad_yaml_and_missing_spec(tmp_path):
+    (tmp_path / "d.yaml").write_text("name: [unclosed")
+    with pytest.raises(DatasetError, match="not valid YAML"):
+        open_dataset(tmp_path / "d.yaml")
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset(tmp_path / "nope.yaml")
+    (tmp_path / "x.txt").write_text("hi")
+    with pytest.raises(DatasetError, match="not a dataset spec"):
+        open_dataset(tmp_path / "x.txt")
+
+
+# ---------------------------------------------------------------- layouts and detection
+
+
+def test_folder_layout_detected_and_spec_written(tmp_path):
+    root = folder_dataset(tmp_path / "pets")
+    save_rgb(root / "test" / "a.png", 99)
+    save_rgb(root / "test" / "b.png", 98)
+    pd.DataFrame({"id": ["a", "b"], "label": ["cat", "cat"]}).to_csv(root / "sample_submission.csv", index=False)
+    ds = open_dataset(root)
+    assert ds.spec.layout == "folder" and ds.spec.train.images == "train"
+    assert ds.classes == ["cat", "dog"]
+    assert ds.class_counts().tolist() == [3, 3]
+    assert ds.manifest["sample_id"].tolist()[0] == "cat/cat_0.png"
+    assert ds.manifest["label_index"].tolist() == [0, 0, 0, 1, 1, 1]
+    assert sorted(ds.test_manifest["sample_id"]) == ["a", "b"]
+    assert ds.spec_path == root / "dataset.yaml" and (root / "dataset.yaml").is_file()
+    assert ds.problems == []
+    again = open_dataset(root)  # now read from the written spec
+    assert again.spec == ds.spec
+    pd.testing.assert_frame_equal(again.manifest, ds.manifest)
+
+
+def test_folder_layout_at_the_root_does_not_take_the_test_folder_for_a_class(tmp_path):
+    root = tmp_path / "flat"
+    for name in ("cat", "dog"):
+        for i in range(2):
+            save_rgb(root / name / f"{i}.png", i + (10 if name == "dog" else 0))
+    save_rgb(root / "test" / "t0.png", 50)
+    ds = open_dataset(root)
+    assert ds.spec.train.images == "." and ds.spec.test.images == "test"
+    assert ds.classes == ["cat", "dog"]  # not "test"
+    assert ds.test_manifest["sample_id"].tolist() == ["t0"]
+
+
+def test_csv_layout_detected_with_group_and_metadata(tmp_path):
+    root = tmp_path / "med"
+    rows = [
+        {"image": f"{i}.png", "label": ["benign", "malignant"][i % 2], "patient_id": f"p{i // 2}", "age": 30 + i}
+        for i in range(6)
+    ]
+    csv_dataset(root, rows)
+    (root / "dataset.yaml").unlink()
+    ds = open_dataset(root)
+    assert ds.spec.layout == "csv"
+    assert (ds.spec.train.path_column, ds.spec.train.label_column, ds.spec.train.group_column) == (
+        "image",
+        "label",
+        "patient_id",
+    )
+    assert ds.metadata_columns == ["age"]
+    assert ds.manifest["group"].tolist() == ["p0", "p0", "p1", "p1", "p2", "p2"]
+    assert ds.manifest["age"].tolist() == [30, 31, 32, 33, 34, 35]
+    assert all(os.path.isabs(p) for p in ds.manifest["path"])
+
+
+def test_numeric_labels_sort_as_numbers(tmp_path):
+    rows = [{"image": f"{i}.png", "label": lab} for i, lab in enumerate([10, 2, 1, 2, 10, 1])]
+    ds = open_dataset(csv_dataset(tmp_path, rows))
+    assert ds.classes == ["1", "2", "10"]
+
+
+def test_demo_dataset_shape(demo_dataset):
+    assert demo_dataset.num_classes == 10
+    assert len(demo_dataset.manifest) + len(demo_dataset.test_manifest) == 1797
+    assert demo_dataset.metadata_columns == ["ink"]
+    assert demo_dataset.problems == []
+
+
+# ---------------------------------------------------------------- bad inputs (issue 2, point 3)
+
+
+def test_missing_image_files_are_listed_and_the_rest_usable(tmp_path):
+    rows = [{"image": f"{i}.png", "label": "a"} for i in range(4)] + [
+        {"image": "gone1.png", "label": "a", "_missing": True},
+        {"image": "gone2.png", "label": "b", "_missing": True},
+    ]
+    rows.append({"image": "4.png", "label": "b"})
+    ds = open_dataset(csv_dataset(tmp_path, rows))
+    assert len(ds.manifest) == 5
+    missing = [p for p in ds.problems if p.kind == "missing"]
+    assert [p.path for p in missing] == ["gone1.png", "gone2.png"]
+    assert "Row 6 of 'train.csv'" in missing[0].message and "does not exist" in missing[0].message
+
+
+def test_csv_without_the_named_columns_lists_the_columns_it_has(tmp_path):
+    save_rgb(tmp_path / "images" / "0.png", 0)
+    pd.DataFrame({"file": ["0.png"], "target": ["a"]}).to_csv(tmp_path / "train.csv", index=False)
+    spec = {
+        "name": "t",
+        "layout": "csv",
+        "train": {"images": "images", "csv": "train.csv", "path_column": "image", "label_column": "label"},
+    }
+    (tmp_path / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(
+        DatasetError,
+        match=r"no column 'image' \(train.path_column in the dataset spec\); its columns are \['file', 'target'\]",
+    ):
+        open_dataset(tmp_path / "dataset.yaml")
+
+
+def test_test_template_labels_not_in_training(tmp_path):
+    root = folder_dataset(tmp_path)
+    save_rgb(root / "test" / "t.png", 5)
+    pd.DataFrame({"id": ["t"], "label": ["zebra"]}).to_csv(root / "sample_submission.csv", index=False)
+    ds = open_dataset(root)
+    (problem,) = [p for p in ds.problems if p.kind == "unknown_label"]
+    assert "'zebra'" in problem.message and problem.path == "sample_submission.csv"
+
+
+def test_placeholder_template_values_are_not_reported(demo_dataset):
+    assert "unknown_label" not in kinds(demo_dataset)  # the demo's template is all 0, a class
+
+
+def test_class_smaller_than_k(tmp_path):
+    root = tmp_path
+    for i in range(5):
+        save_rgb(root / "train" / "common" / f"{i}.png", i)
+    save_rgb(root / "train" / "rare" / "0.png", 9)
+    ds = open_dataset(root)
+    (problem,) = ds.check_folds(2)
+    assert problem.kind == "small_class" and "'rare' has 1 image(s)" in problem.message
+    assert [p.path for p in ds.check_folds(5)] == ["rare"]
+    assert [p.path for p in ds.check_folds(6)] == ["common", "rare"]
+
+
+def test_duplicate_ids_keep_the_first_row(tmp_path):
+    rows = [
+        {"image": "0.png", "label": "a", "id": "x"},
+        {"image": "1.png", "label": "b", "id": "x"},
+        {"image": "2.png", "label": "b", "id": "y"},
+    ]
+    ds = open_dataset(csv_dataset(tmp_path, rows, id_column="id"))
+    assert ds.manifest["sample_id"].tolist() == ["x", "y"]
+    (problem,) = [p for p in ds.problems if p.kind == "duplicate_id"]
+    assert problem.path == "x" and "appears 2 times" in problem.message
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda root: root.mkdir(), "Cannot tell the layout"),
+        (lambda root: (root / "train" / "cat").mkdir(parents=True), "Cannot tell the layout"),
+        (lambda root: (root.mkdir(), (root / "train.csv").write_text("")), "Cannot tell the layout"),
+    ],
+)
+def test_empty_dataset_folders(tmp_path, make, match):
+    make(tmp_path / "empty")
+    with pytest.raises(DatasetError, match=match):
+        open_dataset(tmp_path / "empty")
+
+
+def test_empty_csv_and_header_only_csv(tmp_path):
+    spec = csv_dataset(tmp_path, [{"image": "0.png", "label": "a"}])
+    (tmp_path / "train.csv").write_text("")
+    with pytest.raises(DatasetError, match="'train.csv' is empty"):
+        open_dataset(spec)
+    (tmp_path / "train.csv").write_text("image,label\n")
+    with pytest.raises(DatasetError, match="no usable training image"):
+        open_dataset(spec)
+
+
+def test_non_image_files_are_skipped_and_counted(tmp_path):
+    root = folder_dataset(tmp_path)
+    (root / "train" / "cat" / "notes.txt").write_text("hello")
+    (root / "train" / "dog" / "scan.pdf").write_bytes(b"%PDF-1.4")
+    (root / "train" / "dog" / "Thumbs.db").write_bytes(b"\0")  # file-browser litter: silently ignored
+    (root / "train" / "dog" / ".DS_Store").write_bytes(b"\0")
+    ds = open_dataset(root)
+    assert len(ds.manifest) == 6
+    assert sorted(p.path for p in ds.problems if p.kind == "not_image") == ["train/cat/notes.txt", "train/dog/scan.pdf"]
+    rows = [{"image": "0.png", "label": "a"}, {"image": "1.png", "label": "b"}, {"image": "readme.txt", "label": "a"}]
+    (tmp_path / "csv").mkdir()
+    csv_ds = open_dataset(csv_dataset(tmp_path / "csv", rows))
+    assert [p.path for p in csv_ds.problems if p.kind == "not_image"] == ["readme.txt"]
+
+
+def test_paths_outside_the_root_are_rejected(tmp_path):
+    root = tmp_path / "ds"
+    root.mkdir()
+    save_rgb(tmp_path / "secret.png", 1)
+    rows = [
+        {"image": "0.png", "label": "a"},
+        {"image": "1.png", "label": "b"},
+        {"image": "../../secret.png", "label": "a"},
+        {"image": str(tmp_path / "secret.png"), "label": "b"},
+    ]
+    ds = open_dataset(csv_dataset(root, rows))
+    assert len(ds.manifest) == 2
+    outside = [p for p in ds.problems if p.kind == "outside_root"]
+    assert len(outside) == 2 and "points outside the dataset folder" in outside[0].message
+
+
+def test_non_utf8_csv_is_read_as_latin1_with_a_problem(tmp_path):
+    save_rgb(tmp_path / "images" / "café.png", 1)
+    save_rgb(tmp_path / "images" / "b.png", 2)
+    (tmp_path / "train.csv").write_bytes("image,label,note\ncafé.png,a,crème\nb.png,b,x\n".encode("latin-1"))
+    spec = {
+        "name": "t",
+        "layout": "csv",
+        "train": {"images": "images", "csv": "train.csv", "path_column": "image", "label_column": "label"},
+    }
+    (tmp_path / "dataset.yaml").write_text(yaml.safe_dump(spec))
+    ds = open_dataset(tmp_path / "dataset.yaml")
+    assert ds.manifest["sample_id"].tolist() == ["café.png", "b.png"]
+    assert ds.manifest["note"].tolist() == ["crème", "x"]
+    assert kinds(ds) == ["encoding"]
+
+
+def test_odd_file_names(tmp_path):
+    root = folder_dataset(tmp_path)
+    odd = os.fsencode(root / "train" / "cat") + b"/bad\xff name.png"
+    shutil.copyfile(root / "train" / "cat" / "cat_0.png", odd)
+    save_rgb(root / "train" / "dog" / "spaced name #1 ümlaut.png", 77)
+    ds = open_dataset(root)
+    assert "dog/spaced name #1 ümlaut.png" in ds.manifest["sample_id"].tolist()
+    (problem,) = [p for p in ds.problems if p.kind == "odd_filename"]
+    assert "not valid UTF-8" in problem.message and problem.path == "train/cat/bad\\xff name.png"
+    problem.path.encode("utf-8")  # printable: no lone surrogates
+    assert len(ds.manifest) == 7
+
+
+def test_folder_given_as_a_file_of_another_kind(tmp_path):
+    with pytest.raises(DatasetError, match="does not exist"):
+        open_dataset(tmp_path / "nowhere")
+
+
+def test_spec_type_is_public():
+    assert DatasetSpec.model_fields["layout"].is_required()
