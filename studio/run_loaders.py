@@ -74,3 +74,58 @@ def _config_dict(run_dir: str, mtime: float) -> dict:
 def run_config(run_dir: str | Path) -> dict:
     """The run's resolved config as a plain dict."""
     return _config_dict(str(run_dir), _mtime(Path(run_dir) / "config.yaml"))
+
+
+# ---------------------------------------------------------------- analysis (engine.analysis; cached per run state)
+
+
+def predictions_token(run_dir: str | Path) -> float:
+    """Changes whenever a prediction file of the run is written (the cache key of every analysis)."""
+    pred = Path(run_dir) / "predictions"
+    try:
+        return max((p.stat().st_mtime_ns for p in pred.iterdir()), default=0) / 1e9
+    except OSError:
+        return 0.0
+
+
+def comparable_runs(workspace: Path) -> pd.DataFrame:
+    """Runs that have at least one finished fold (prediction files), newest first."""
+    runs = runs_table(workspace)
+    if runs.empty:
+        return runs
+    has = [any((Path(p) / "predictions").glob("fold*_oof.parquet")) for p in runs["path"]]
+    return runs[has].reset_index(drop=True)
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing the fold models...")
+def fold_comparison(run_dir: str, token: float, tta: str, views: tuple[str, ...] | None):
+    from engine.analysis.compare import compare_folds
+
+    return compare_folds(run_dir, tta=tta, views=list(views) if views else None)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def oof_confusions(run_dir: str, token: float, tta: str, views: tuple[str, ...] | None) -> dict[int, object]:
+    """Per fold: the OOF confusion matrix (classes x classes counts) of that fold's model."""
+    from engine.analysis.compare import merged
+    from engine.analysis.load import load_predictions
+    from engine.analysis.metrics import confusion, predict_labels
+
+    preds = merged(load_predictions(run_dir, "oof", views=list(views) if views else None),
+                   list(views) if views else None, tta)
+    labels = predict_labels(preds.proba()[0])
+    return {int(f): confusion(preds.labels[preds.fold_of == f], labels[preds.fold_of == f], preds.n_classes)
+            for f in sorted(set(preds.fold_of.tolist()))}
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def fold_confidences(run_dir: str, token: float, subset: str, tta: str, views: tuple[str, ...] | None) -> pd.DataFrame:
+    """Per sample of ``subset`` (holdout / test): each fold model's top probability, columns ``fold<k>``."""
+    from engine.analysis.compare import merged
+    from engine.analysis.load import load_predictions
+
+    preds = merged(load_predictions(run_dir, subset, views=list(views) if views else None),
+                   list(views) if views else None, tta)
+    top = preds.proba().max(axis=2)
+    return pd.DataFrame({f"fold{m.fold}": top[i] for i, m in enumerate(preds.members)},
+                        index=pd.Index(preds.sample_ids, name="sample_id"))
