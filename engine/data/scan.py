@@ -231,8 +231,7 @@ def scan_images(paths: Sequence[str], *, cache_path: Path | None = None, workers
     which is updated). ``workers``: processes (default: every core; 1 scans in this process).
     ``progress(done, total)`` is called as files finish (cached files count as done at once).
     """
-    order = pd.unique(pd.Series([os.fspath(p) for p in paths], dtype="str"))
-    unique = [str(p) for p in order]
+    unique = list(dict.fromkeys(os.fspath(p) for p in paths))
     total = len(unique)
     keys = _stat_keys(unique)
     old = _read_cache(Path(cache_path) if cache_path is not None else None)
