@@ -129,3 +129,73 @@ def fold_confidences(run_dir: str, token: float, subset: str, tta: str, views: t
     top = preds.proba().max(axis=2)
     return pd.DataFrame({f"fold{m.fold}": top[i] for i, m in enumerate(preds.members)},
                         index=pd.Index(preds.sample_ids, name="sample_id"))
+
+
+def runs_token(run_dirs: tuple[str, ...]) -> tuple[float, ...]:
+    return tuple(predictions_token(d) for d in run_dirs)
+
+
+@st.cache_data(max_entries=16, show_spinner="Comparing hard and soft voting...")
+def voting_comparison(run_dirs: tuple[str, ...], token: tuple[float, ...], subset: str, tta: str,
+                      views: tuple[str, ...] | None):
+    """Soft vs hard voting: over the fold models of the runs on the holdout, or over the runs on OOF."""
+    from engine.analysis.compare import compare_voting, merged
+    from engine.analysis.load import load_predictions
+
+    v = list(views) if views else None
+    return compare_voting(merged(load_predictions(list(run_dirs), subset, views=v), v, tta))
+
+
+@st.cache_data(max_entries=16, show_spinner="Measuring TTA gains...")
+def tta_comparison(run_dirs: tuple[str, ...], token: tuple[float, ...], subset: str):
+    from engine.analysis.compare import compare_tta
+
+    return compare_tta(list(run_dirs), subset=subset)
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def label_smoothing_groups(run_dirs: tuple[str, ...], token: tuple[float, ...]) -> list[list[str]]:
+    """Groups of run directories whose configs differ only in label smoothing (ascending)."""
+    from engine.analysis.compare import find_label_smoothing_groups
+    from engine.analysis.load import open_runs
+
+    return [[str(r.path) for r in g] for g in find_label_smoothing_groups(open_runs(list(run_dirs)))]
+
+
+@st.cache_data(max_entries=8, show_spinner="Comparing label smoothing (temperature scaling on OOF)...")
+def label_smoothing_comparison(run_dirs: tuple[str, ...], token: tuple[float, ...], tta: str):
+    from engine.analysis.compare import compare_label_smoothing
+
+    return compare_label_smoothing(list(run_dirs), tta=tta)
+
+
+@st.cache_data(max_entries=8, show_spinner="Searching ensemble combinations...")
+def ensemble_search(run_dirs: tuple[str, ...], token: tuple[float, ...], subset: str, tta: str,
+                    views: tuple[str, ...] | None, metric: str):
+    """Ranked combinations of (run, fold) members (views merged with ``tta``), and the prediction set they index."""
+    from engine.analysis.compare import merged
+    from engine.analysis.ensemble import search_ensembles
+    from engine.analysis.load import load_predictions
+
+    v = list(views) if views else None
+    preds = merged(load_predictions(list(run_dirs), subset, views=v), v, tta)
+    return search_ensembles(preds, metric=metric), preds
+
+
+def submissions_table(workspace: Path) -> pd.DataFrame:
+    """Earlier submissions (sidecar JSONs in <workspace>/submissions), newest first."""
+    import json
+
+    rows = []
+    for sidecar in sorted((Path(workspace) / "submissions").glob("*.json"), reverse=True):
+        try:
+            rec = json.loads(sidecar.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        expected = rec.get("expected") or {}
+        rows.append({"file": rec.get("csv"), "created_at": rec.get("created_at"),
+                     "runs": ", ".join(r.get("name") or r.get("run_id") for r in rec.get("runs", [])),
+                     "folds": rec.get("folds"), "voting": rec.get("voting"), "tta": rec.get("tta"),
+                     "expected_on": expected.get("subset"), "expected_accuracy": expected.get("accuracy"),
+                     "expected_macro_f1": expected.get("macro_f1"), "path": str(sidecar.with_suffix(".csv"))})
+    return pd.DataFrame(rows)

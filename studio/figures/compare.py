@@ -96,3 +96,17 @@ def histogram_overlay(rows: pd.DataFrame, *, group_column: str, title: str, x_ti
     fig.update_layout(title=title, barmode="overlay", height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10},
                       xaxis_title=x_title, yaxis_title="share of samples")
     return fig
+
+
+def share_comparison(shares: pd.DataFrame) -> go.Figure:
+    """Grouped bars of class shares: one column per series (e.g. ``training``, ``submission``), index = class."""
+    fig = go.Figure()
+    colors = ["#94a3b8", "#2563eb", "#16a34a"]
+    for i, column in enumerate(shares.columns):
+        fig.add_trace(go.Bar(x=[str(c) for c in shares.index], y=shares[column], name=str(column),
+                             marker_color=colors[i % len(colors)],
+                             hovertemplate="class %{x}: %{y:.1%}<extra>" + str(column) + "</extra>"))
+    fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      yaxis_tickformat=".0%", yaxis_title="share of images", xaxis_title="class",
+                      legend={"orientation": "h", "y": 1.1})
+    return fig

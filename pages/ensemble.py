@@ -1,0 +1,43 @@
+"""Ensemble page: hard vs soft voting, TTA gains, label smoothing, and the best combinations — each
+"A vs B" with its paired-bootstrap interval. Numbers come from engine.analysis; the page only draws."""
+
+import streamlit as st
+
+from engine.errors import EngineError
+from studio import run_loaders, state
+from studio.loaders import load_dataset_cached
+from studio.widgets import ensemble
+from studio.widgets.runs import require_runs, run_label, tta_ui
+from studio.widgets.samples import sample_paths
+
+st.title("Ensemble")
+runs = require_runs(state.workspace())
+ids = list(runs["run_id"])
+if not [r for r in st.session_state.get(state.ENSEMBLE_RUNS, []) if r in ids]:
+    st.session_state[state.ENSEMBLE_RUNS] = ids[:1]
+chosen = st.multiselect("Runs", ids, key=state.ENSEMBLE_RUNS, format_func=run_label(runs),
+                        help="Runs of one study share a split: their OOF predictions line up sample for sample.")
+if not chosen:
+    st.info("Pick at least one run.")
+    st.stop()
+by_id = runs.set_index("run_id")
+run_dirs = tuple(by_id.at[r, "path"] for r in chosen)
+config = run_loaders.run_config(run_dirs[0])
+try:
+    dataset = load_dataset_cached(config["dataset"])
+except EngineError as e:
+    st.error(f"The run's dataset cannot be opened: {e}")
+    st.stop()
+paths = sample_paths(dataset)
+mode, views = tta_ui(list(config["tta_views"]), key_prefix="ens")
+token = run_loaders.runs_token(run_dirs)
+
+voting_tab, tta_tab, ls_tab, comb_tab = st.tabs(["Hard vs soft voting", "TTA gains", "Label smoothing", "Combinations"])
+with voting_tab:
+    ensemble.voting_section(run_dirs, token, mode, views, paths)
+with tta_tab:
+    ensemble.tta_section(run_dirs, token)
+with ls_tab:
+    ensemble.label_smoothing_section(run_dirs, token, mode, runs)
+with comb_tab:
+    ensemble.combinations_section(run_dirs, token, mode, views, paths, dataset.classes)
