@@ -4,6 +4,7 @@ import streamlit as st
 
 from engine.augment import preview_pipeline
 from engine.errors import EngineError
+from studio import state
 from studio.widgets import augment as aug
 
 st.title("Augmentation lab")
@@ -12,7 +13,6 @@ st.caption(
     "It is stored in albumentations' own format: what you preview is exactly what training runs."
 )
 aug.init_state()
-aug.message_ui()
 
 build, look = st.columns([5, 7], gap="large")
 with build:
@@ -37,25 +37,28 @@ with look:
             st.error(str(e), icon=":material/error:")
         else:
             st.caption(
-                f"Seed {choices.seed}: the same seed shows the same draws. Each caption lists the transforms "
-                "that fired on that draw and the values they drew."
+                f"Seed {choices.seed}: the same seed shows the same draws. Each caption names the transforms that "
+                "fired on that draw; *Values each draw applied* lists the values albumentations drew."
             )
             aug.preview_grid(rows, captions[: choices.images], one_image_mode=choices.one_image_mode)
 
 st.divider()
-use, raw, tta = st.tabs(["Use for training · export", "Raw YAML", "Test-time views"])
-with use:
-    aug.training_ui()
-    st.divider()
-    aug.import_export_ui()
-with raw:
-    aug.yaml_ui()
-with tta:
-    st.caption(
-        "At prediction time each image is also predicted in these views (flips, rotations) and the outputs "
-        f"are averaged. Shown at the image size ({image_size} px), as the model sees them."
-    )
-    if images:
-        aug.tta_ui(images[:3], captions[:3], image_size)
-    else:
-        st.info("Open a dataset in the sidebar to see the test-time views of its images.")
+use, raw, tta = st.tabs(aug.TABS, key=state.AUG_TAB, on_change="rerun")
+if use.open:
+    with use:
+        aug.training_ui()
+        st.divider()
+        aug.import_export_ui()
+if raw.open:
+    with raw:
+        aug.yaml_ui()
+if tta.open:
+    with tta:
+        st.caption(
+            "At prediction time each image is also predicted in these views (flips, rotations) and the outputs are "
+            f"averaged; the Train page picks which. Shown at the image size ({image_size} px), as the model sees them."
+        )
+        if images:
+            aug.tta_ui(images[:3], captions[:3], image_size)
+        else:
+            st.info("Open a dataset in the sidebar to see the test-time views of its images.")

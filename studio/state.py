@@ -31,6 +31,7 @@ AUG_SEED = "aug_seed"  # int: preview seed
 AUG_SAMPLE_SEED = "aug_sample_seed"  # int: which dataset images the preview shows
 AUG_MANY_DRAWS = "aug_many_draws"  # int: draws in "one image, many draws" mode
 AUG_TTA_VIEWS = "aug_tta_views"  # list[str]: TTA views previewed
+AUG_TAB = "aug_tab"  # str: the open tab below the preview
 
 
 def init() -> None:

@@ -47,6 +47,7 @@ START_CHOICES = {
     "none": "None — resize only",
     "empty": "Empty pipeline",
 }
+TABS = ("Use for training · export", "Raw YAML", "Test-time views")
 MODES = ("Grid: images × draws", "One image, many draws")
 PREVIEW_SIDE = 224  # pixels of a preview image in the browser
 MAX_PREVIEW_SIDE = 1024  # dataset images are decoded at most this large for the preview
@@ -66,9 +67,8 @@ def init_state() -> None:
         try:
             ss[state.AUG_SPEC] = load_pipeline_file(current_file()) if current_file().is_file() else None
         except EngineError as e:
-            ss[state.AUG_MESSAGE] = (
-                "error",
-                f"The saved training pipeline could not be read, so the light preset is shown. {e}",
+            _say(
+                "pipeline", "error", f"The saved training pipeline could not be read, so the light preset is shown. {e}"
             )
             ss[state.AUG_SPEC] = None
         if ss[state.AUG_SPEC] is None:
@@ -84,6 +84,7 @@ def init_state() -> None:
         (state.AUG_MANY_DRAWS, 12),
         (state.AUG_TTA_VIEWS, list(TTA_VIEWS)),
         (state.AUG_MESSAGE, None),
+        (state.AUG_TAB, TABS[0]),
     ):
         ss.setdefault(key, value)
 
@@ -102,24 +103,27 @@ def _replace(pipeline: Pipeline) -> None:
     st.session_state[state.AUG_REV] += 1
 
 
-def _say(kind: str, text: str) -> None:
-    st.session_state[state.AUG_MESSAGE] = (kind, text)
+def _say(area: str, kind: str, text: str) -> None:
+    st.session_state[state.AUG_MESSAGE] = (area, kind, text)
 
 
-def _guarded(action, *args) -> None:
-    """Run an edit callback; an engine error becomes the message shown at the top of the page."""
+def _guarded(area: str, action, *args) -> None:
+    """Run an edit callback; an engine error becomes the message shown in ``area`` (see :func:`message_ui`)."""
     try:
         action(*args)
     except EngineError as e:
-        _say("error", str(e))
+        _say(area, "error", f"{e} Nothing changed: the pipeline in use is the one shown above.")
 
 
-def message_ui() -> None:
-    """The outcome of the last import / apply / save, shown once."""
+def message_ui(area: str) -> None:
+    """The outcome of the last action of ``area`` (pipeline, yaml, import, training), shown once, where it happened."""
     found = st.session_state.get(state.AUG_MESSAGE)
-    if found:
-        kind, text = found
-        (st.error if kind == "error" else st.success)(text, icon=":material/error:" if kind == "error" else None)
+    if found and found[0] == area:
+        _, kind, text = found
+        if kind == "error":
+            st.error(text, icon=":material/error:")
+        else:
+            st.success(text, icon=":material/check_circle:")
         st.session_state[state.AUG_MESSAGE] = None
 
 
@@ -139,17 +143,18 @@ def start_ui() -> tuple[str, int]:
     c3.button(
         "Load",
         on_click=_guarded,
-        args=(_load_start,),
+        args=("pipeline", _load_start),
         icon=":material/restart_alt:",
         help="Replace the pipeline below with this starting point.",
     )
+    message_ui("pipeline")
     return choice, int(size)
 
 
 def _load_start() -> None:
     choice, size = st.session_state[state.AUG_START], int(st.session_state[state.AUG_IMAGE_SIZE])
     _replace(Pipeline() if choice == "empty" else Pipeline.from_spec(preset(choice, size)))
-    _say("success", f"Loaded: {START_CHOICES[choice]}.")
+    _say("pipeline", "success", f"Loaded: {START_CHOICES[choice]}.")
 
 
 # --- steps ------------------------------------------------------------------------------------------------
@@ -199,7 +204,7 @@ def _step_ui(i: int, step, count: int) -> tuple[float, dict[str, Any]]:
         disabled=i == 0,
         help="Move up",
         on_click=_guarded,
-        args=(_move, i, -1),
+        args=("pipeline", _move, i, -1),
     )
     down.button(
         "",
@@ -208,7 +213,7 @@ def _step_ui(i: int, step, count: int) -> tuple[float, dict[str, Any]]:
         disabled=i == count - 1,
         help="Move down",
         on_click=_guarded,
-        args=(_move, i, 1),
+        args=("pipeline", _move, i, 1),
     )
     remove.button(
         "",
@@ -216,7 +221,7 @@ def _step_ui(i: int, step, count: int) -> tuple[float, dict[str, Any]]:
         icon=":material/delete:",
         help="Remove this step",
         on_click=_guarded,
-        args=(_remove, i),
+        args=("pipeline", _remove, i),
     )
     p = st.slider(
         "Probability",
@@ -316,7 +321,7 @@ def add_ui() -> str:
         format_func=lambda n: f"{CATALOGUE[n].category.capitalize()} · {n} — {CATALOGUE[n].description}",
         help="The catalogue holds the transforms competitors use most; anything else goes in the raw YAML.",
     )
-    c2.button("Add", icon=":material/add:", on_click=_guarded, args=(_add,), width="stretch")
+    c2.button("Add", icon=":material/add:", on_click=_guarded, args=("pipeline", _add), width="stretch")
     return name
 
 
@@ -341,12 +346,13 @@ def yaml_ui() -> None:
         help="Edit anything albumentations supports (OneOf, transforms outside the catalogue...) or "
         "paste a pipeline saved with A.save, then press Apply.",
     )
-    st.button("Apply", icon=":material/check:", on_click=_guarded, args=(_apply_text, key))
+    st.button("Apply", icon=":material/check:", on_click=_guarded, args=("yaml", _apply_text, key))
+    message_ui("yaml")
 
 
 def _apply_text(key: str) -> None:
     _replace(parse_pipeline(st.session_state.get(key) or "", source="YAML in the editor"))
-    _say("success", "The YAML is now the pipeline under edit.")
+    _say("yaml", "success", "The YAML is now the pipeline under edit.")
 
 
 def import_export_ui() -> None:
@@ -356,8 +362,9 @@ def import_export_ui() -> None:
         type=["yaml", "yml", "json"],
         key=state.AUG_UPLOAD,
         on_change=_guarded,
-        args=(_import_upload,),
+        args=("import", _import_upload),
     )
+    message_ui("import")
     spec = current_spec()
     c1, c2 = st.columns(2)
     c1.download_button(
@@ -386,10 +393,10 @@ def _import_upload() -> None:
     try:
         text = uploaded.getvalue().decode("utf-8")
     except UnicodeDecodeError:
-        _say("error", f"The file {uploaded.name!r} is not UTF-8 text; import a YAML or JSON pipeline.")
+        _say("import", "error", f"The file {uploaded.name!r} is not UTF-8 text; import a YAML or JSON pipeline.")
         return
     _replace(parse_pipeline(text, source=f"imported file {uploaded.name!r}"))
-    _say("success", f"Imported {uploaded.name}.")
+    _say("import", "success", f"Imported {uploaded.name}: it is now the pipeline under edit.")
 
 
 def training_ui() -> None:
@@ -400,7 +407,9 @@ def training_ui() -> None:
     except EngineError:
         in_use = None
     if in_use == current_spec():
-        st.success(f"Training uses this pipeline (`{target}`).", icon=":material/check_circle:")
+        st.success(
+            f"Training uses this pipeline: new runs on the Train page read `{target}`.", icon=":material/check_circle:"
+        )
     else:
         st.caption(
             "Training "
@@ -412,13 +421,13 @@ def training_ui() -> None:
         type="primary",
         icon=":material/model_training:",
         on_click=_guarded,
-        args=(_use_for_training,),
+        args=("training", _use_for_training),
     )
+    message_ui("training")
 
 
 def _use_for_training() -> None:
-    path = save_pipeline_file(current_spec(), current_file())
-    _say("success", f"Saved to {path}. The Train page uses it for new runs.")
+    save_pipeline_file(current_spec(), current_file())  # the status line above the button says it worked
 
 
 # --- preview ------------------------------------------------------------------------------------------------
@@ -451,7 +460,7 @@ def preview_controls_ui() -> PreviewChoices:
     else:
         c1.number_input("Images", 1, 8, key=state.AUG_IMAGES, step=1, help="Dataset images, one class after another.")
         c2.number_input("Draws", 1, 8, key=state.AUG_DRAWS, step=1, help="Random augmentations per image.")
-    c3.number_input(
+    (c2 if many else c3).number_input(
         "Seed",
         0,
         2**31 - 1,

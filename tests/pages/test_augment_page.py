@@ -43,6 +43,11 @@ def widget(at: AppTest, kind: str, suffix: str):
     return found[0]
 
 
+def open_tab(at: AppTest, tab: str) -> AppTest:
+    at.session_state["aug_tab"] = tab
+    return at.run()
+
+
 def yaml_area(at: AppTest):
     return next(t for t in at.text_area if t.key.startswith("aug_yaml_"))
 
@@ -61,11 +66,16 @@ def test_page_renders_preset_preview_and_tta(at):
     assert len(preview_urls(at)) == 3 * 4  # 3 images x 4 draws
     originals = [i for i in at.get("image") if i.proto.imgs[0].caption.startswith("original")]
     assert len(originals) == 3
-    tta = [i for i in at.get("image") if i.proto.imgs[0].caption.startswith("rot90:")]
-    assert len(tta) == 3  # one rot90 view per TTA image
     assert not at.error
     at.run()
     assert not at.exception and step_names(at) == ["RandomResizedCrop", "HorizontalFlip"]
+    open_tab(at, "Test-time views")
+    assert not at.exception
+    tta = [i for i in at.get("image") if i.proto.imgs[0].caption.startswith("rot90:")]
+    assert len(tta) == 3  # one rot90 view per TTA image
+    at.multiselect(key="aug_tta_views").set_value(["identity", "hflip"]).run()
+    assert len([i for i in at.get("image") if i.proto.imgs[0].caption.startswith("hflip:")]) == 3
+    assert not [i for i in at.get("image") if i.proto.imgs[0].caption.startswith("rot90:")]
 
 
 def test_add_a_transform_and_change_its_parameter(at):
@@ -109,6 +119,7 @@ def test_one_image_many_draws(at):
 
 def test_paste_yaml_imports_the_pipeline(at):
     imported = Pipeline.from_spec(preset("heavy", 96)).to_spec()
+    open_tab(at, "Raw YAML")
     yaml_area(at).set_value(dump_pipeline(imported, "yaml"))
     button(at, "Apply").click().run()
     assert not at.exception and not at.error
@@ -135,6 +146,7 @@ def test_paste_yaml_imports_the_pipeline(at):
 )
 def test_bad_yaml_shows_the_engine_message(at, text, message):
     before = spec(at)
+    open_tab(at, "Raw YAML")
     yaml_area(at).set_value(text)
     button(at, "Apply").click().run()
     assert not at.exception
@@ -164,3 +176,21 @@ def test_load_preset_and_empty(at):
     at.number_input(key="aug_image_size").set_value(128)
     button(at, "Load").click().run()
     assert spec(at) == Pipeline.from_spec(preset("medium", 128)).to_spec()
+
+
+def test_every_catalogue_transform_gets_widgets_that_keep_the_spec(at):
+    from engine.augment import CATALOGUE
+
+    pipeline = Pipeline()
+    for name in CATALOGUE:
+        pipeline = pipeline.added(name, image_size=64)
+    everything = pipeline.to_spec()
+    at.session_state["aug_spec"] = everything
+    at.session_state["aug_rev"] = 100
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error
+    assert spec(at) == everything  # drawing the widgets changes nothing by itself
+    at.run()
+    assert spec(at) == everything
+    assert len([m for m in at.markdown if m.value.startswith("**")]) >= len(CATALOGUE)
