@@ -496,19 +496,19 @@ def _other_images() -> None:
 def sample_paths(dataset: Dataset, n: int, sample_seed: int) -> list[tuple[str, str]]:
     """``n`` (path, label) of training images, one class after another, picked by ``sample_seed``."""
     manifest = dataset.manifest
+    by_class = [rows for rows in manifest.groupby("label", sort=True).indices.values() if len(rows)]
+    if not by_class:
+        return []
     rng = np.random.default_rng(sample_seed)
-    by_class = [manifest.index[manifest["label"] == c].to_numpy() for c in dataset.classes]
-    by_class = [idx for idx in by_class if len(idx)]
-    order = rng.permutation(len(by_class)) if by_class else []
+    order = rng.permutation(len(by_class))
     picks = []
     for k in range(min(n, len(manifest))):
-        idx = by_class[order[k % len(by_class)]]
-        row = manifest.loc[rng.choice(idx)]
+        row = manifest.iloc[int(rng.choice(by_class[order[k % len(by_class)]]))]
         picks.append((str(row["path"]), str(row["label"])))
     return picks
 
 
-@st.cache_data(max_entries=256, show_spinner=False)
+@st.cache_data(max_entries=32, show_spinner=False)  # up to 1024 px images: ~3 MB each
 def _decoded(path: str, mtime: float) -> np.ndarray:
     return load_rgb(path, max_side=MAX_PREVIEW_SIDE)
 

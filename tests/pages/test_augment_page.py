@@ -194,3 +194,17 @@ def test_every_catalogue_transform_gets_widgets_that_keep_the_spec(at):
     at.run()
     assert spec(at) == everything
     assert len([m for m in at.markdown if m.value.startswith("**")]) >= len(CATALOGUE)
+
+
+def test_upload_imports_a_file_and_a_bad_one_shows_the_error(at):
+    imported = Pipeline.from_spec(preset("medium", 64)).to_spec()
+    upload = at.file_uploader(key="aug_upload")
+    upload.set_value(("mine.json", dump_pipeline(imported, "json").encode(), "application/json")).run()
+    assert not at.exception
+    assert spec(at) == imported
+    assert any("Imported mine.json" in s.value for s in at.success)
+    at.file_uploader(key="aug_upload").set_value(("broken.yaml", b"transform: {__class_fullname__: Nope}", "text/yaml"))
+    at.run()
+    assert not at.exception
+    assert "'Nope' is not an albumentations transform" in errors(at)
+    assert spec(at) == imported
