@@ -1,19 +1,34 @@
 """Cached loaders: the studio's only way to reach engine results that come from files.
 
-Keyed by small arguments (a path and its modification time), never by big objects.
+Keyed by small arguments (a path and its modification time), never by big objects. Big read-only
+results (a dataset, a scan table) live in ``st.cache_resource`` and must not be mutated; small
+derived tables go through ``st.cache_data`` with a hashable ``token`` standing for the big input.
 """
 
 from __future__ import annotations
 
+import io
+import json
 import os
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-from engine.data import Dataset, open_dataset
+from engine.data import Dataset, load_rgb, open_dataset
+from engine.errors import EngineError
+
+# A scan is identified by (dataset path, spec mtime, workspace, generation); "generation" moves on
+# when the user asks for a rescan, so the in-memory copy is dropped without touching other sessions'.
+ScanToken = tuple[str, float, str, int]
 
 
-def _mtime(path: str) -> float:
+def mtime(path: str | os.PathLike) -> float:
+    """Modification time of a file, or of a dataset folder's spec; 0.0 when it cannot be read."""
     p = Path(path)
     target = p / "dataset.yaml" if p.is_dir() else p
     try:
@@ -22,6 +37,7 @@ def _mtime(path: str) -> float:
         return 0.0
 
 
+# --- dataset -----------------------------------------------------------------------------------------
 @st.cache_resource(max_entries=4, show_spinner="Reading the dataset...")
 def _load_dataset(path: str, mtime: float) -> Dataset:
     return open_dataset(path)
@@ -29,4 +45,189 @@ def _load_dataset(path: str, mtime: float) -> Dataset:
 
 def load_dataset_cached(path: str) -> Dataset:
     """The dataset at ``path`` (spec YAML or folder), re-read when its spec file changes. Do not mutate."""
-    return _load_dataset(path, _mtime(path))
+    return _load_dataset(path, mtime(path))
+
+
+# --- scan ----------------------------------------------------------------------------------------------
+class _ScanStore:
+    """Finished scans by token, a few at a time. A store (not a cached function) so the first scan can
+    drive a progress bar from this script run while later runs read the stored result."""
+
+    def __init__(self, max_entries: int = 4) -> None:
+        self.lock = threading.Lock()
+        self.results: OrderedDict[ScanToken, object] = OrderedDict()
+        self.generation: dict[tuple[str, str], int] = {}
+        self.max_entries = max_entries
+
+    def put(self, token: ScanToken, result) -> None:
+        with self.lock:
+            self.results[token] = result
+            self.results.move_to_end(token)
+            while len(self.results) > self.max_entries:
+                self.results.popitem(last=False)
+
+
+@st.cache_resource
+def _scan_store() -> _ScanStore:
+    return _ScanStore()
+
+
+def scan_token(dataset_path: str, workspace: Path) -> ScanToken:
+    gen = _scan_store().generation.get((dataset_path, str(workspace)), 0)
+    return (dataset_path, mtime(dataset_path), str(workspace), gen)
+
+
+def cached_scan(token: ScanToken):
+    """The stored scan for ``token``, or None when it has not run yet in this studio process."""
+    return _scan_store().results.get(token)
+
+
+def run_scan(dataset: Dataset, token: ScanToken, progress: Callable[[int, int], None] | None = None):
+    """Scan the dataset's images (the engine's on-disk cache makes a repeat cheap) and store the result."""
+    from engine.data.scan import scan_dataset
+
+    result = scan_dataset(dataset, workspace=token[2], progress=progress)
+    _scan_store().put(token, result)
+    return result
+
+
+def forget_scan(dataset_path: str, workspace: Path) -> None:
+    """Drop the in-memory scan so the next run scans again (new or changed images are picked up)."""
+    store = _scan_store()
+    with store.lock:
+        key = (dataset_path, str(workspace))
+        store.generation[key] = store.generation.get(key, 0) + 1
+
+
+@st.cache_resource(max_entries=4)
+def training_table(token: ScanToken, _dataset: Dataset) -> pd.DataFrame:
+    """Training rows of the scan joined with the manifest's label, group and metadata (one row per image).
+
+    Read-only: shared between sessions.
+    """
+    scan = cached_scan(token)
+    table = scan.table
+    train = table[table["split"] == "train"].drop(columns=["label", "path"], errors="ignore")
+    keep = ["sample_id", "path", "label", "label_index", "group", *_dataset.metadata_columns]
+    return _dataset.manifest[keep].merge(train, on="sample_id", how="left")
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def problems_frame(token: ScanToken) -> pd.DataFrame:
+    """Every problem of the scanned dataset (from reading the spec, and found in the scan): kind, path, message."""
+    from engine.data.eda import problems_table
+
+    return problems_table(cached_scan(token).problems)
+
+
+@st.cache_data(max_entries=8)
+def class_distribution_frame(token: ScanToken, _dataset: Dataset) -> pd.DataFrame:
+    from engine.data.eda import class_distribution
+
+    return class_distribution(_dataset.manifest, _dataset.classes)
+
+
+@st.cache_data(max_entries=16)
+def metadata_crosstab(token: ScanToken, column: str, _dataset: Dataset) -> pd.DataFrame:
+    from engine.data.eda import metadata_vs_label
+
+    return metadata_vs_label(_dataset.manifest, column)
+
+
+# --- thumbnails -------------------------------------------------------------------------------------
+@st.cache_data(max_entries=5000, show_spinner=False)
+def _thumbnail(path: str, mtime: float, side: int) -> bytes | None:
+    try:
+        rgb = load_rgb(path, max_side=side)
+    except (EngineError, OSError, ValueError):
+        return None
+    return encode_thumbnail(rgb, side)
+
+
+def encode_thumbnail(rgb: np.ndarray, side: int) -> bytes:
+    """Small image bytes for the browser: tiny images are scaled up by a whole factor (crisp pixels) as PNG;
+    anything else becomes a JPEG whose longer side is at most ``side``."""
+    from PIL import Image
+
+    img = Image.fromarray(rgb)
+    factor = side // max(img.size)
+    buf = io.BytesIO()
+    if factor >= 2:
+        img = img.resize((img.width * factor, img.height * factor), Image.Resampling.NEAREST)
+        img.save(buf, format="PNG", optimize=False)
+    elif max(img.size) <= 64:
+        img.save(buf, format="PNG")
+    else:
+        img.thumbnail((side, side), Image.Resampling.BILINEAR)
+        img.save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def thumbnail(path: str, side: int = 128) -> bytes | None:
+    """Cached thumbnail bytes of an image (keyed by path + mtime), or None when it cannot be decoded."""
+    return _thumbnail(path, mtime(path), side)
+
+
+# --- runs on disk: splits and jobs --------------------------------------------------------------------
+def _runs_dir(workspace: Path) -> Path:
+    return Path(workspace) / "runs"
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def _split_ids(path: str, mtime: float) -> frozenset[str] | None:
+    try:
+        return frozenset(pd.read_parquet(path, columns=["sample_id"])["sample_id"].astype(str))
+    except (OSError, ValueError, KeyError):
+        return None
+
+
+def splits_for(dataset: Dataset, workspace: Path) -> dict[str, str]:
+    """Runs in the workspace whose split covers this dataset: run id -> split.parquet path (newest first)."""
+    ids = set(dataset.manifest["sample_id"].astype(str))
+    found = []
+    for split in _runs_dir(workspace).glob("*/split.parquet"):
+        m = mtime(split)
+        split_ids = _split_ids(str(split), m)
+        if split_ids and split_ids <= ids:
+            found.append((m, split.parent.name, str(split)))
+    return {run_id: path for _, run_id, path in sorted(found, reverse=True)}
+
+
+@st.cache_data(max_entries=16)
+def split_distribution_frame(split_path: str, split_mtime: float, token: ScanToken, _dataset: Dataset) -> pd.DataFrame:
+    from engine.data.eda import split_distribution
+
+    split = pd.read_parquet(split_path)
+    return split_distribution(_dataset.manifest, split)
+
+
+ACTIVE_STATES = ("running", "queued")
+
+
+def active_jobs(workspace: Path) -> list[dict]:
+    """Runs that are queued or running, newest first: dicts with run_id, state, progress (0..1), folds text.
+
+    Reads ``runs/*/status.json`` directly; switch this one function to ``engine.jobs`` when it lands.
+    """
+    jobs = []
+    for status_file in _runs_dir(workspace).glob("*/status.json"):
+        try:
+            status = json.loads(status_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(status, dict) or status.get("state") not in ACTIVE_STATES:
+            continue
+        folds = status.get("folds") or {}
+        done = sum(1 for f in folds.values() if isinstance(f, dict) and f.get("state") == "done")
+        try:
+            progress = min(max(float(status.get("progress") or 0.0), 0.0), 1.0)
+        except (TypeError, ValueError):
+            progress = 0.0
+        jobs.append({
+            "run_id": str(status.get("run_id") or status_file.parent.name),
+            "state": status["state"],
+            "progress": progress,
+            "folds": f"{done}/{len(folds)} folds" if folds else "",
+            "updated_at": str(status.get("updated_at") or ""),
+        })
+    return sorted(jobs, key=lambda j: j["updated_at"], reverse=True)

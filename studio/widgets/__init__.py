@@ -1,0 +1,1 @@
+"""Shared widgets: small groups of Streamlit elements that several pages draw the same way."""
