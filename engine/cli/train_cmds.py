@@ -1,0 +1,374 @@
+"""Training commands: ``train``, ``runs``, ``status``, ``cancel``, ``resume``, ``predict`` (and the internal ``run-job``).
+
+RUN is a run id (a folder of ``<workspace>/runs``) or the path of a run directory. ``train`` and
+``resume`` run in the foreground with a progress bar unless ``--detach`` is given; either way the
+run directory records everything (status, metrics, predictions, weights, ``train.log``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+WORKSPACE_HELP = "workspace folder (default: $FOLD_STUDIO_WORKSPACE or ./workspace)"
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train a config over its K folds (one run, or a study when it varies fields)",
+                       description="Validate CONFIG, create its run(s) and train them. Prints one run id per line. "
+                                   "Without --detach it trains in the foreground with a progress bar (Ctrl-C "
+                                   "cancels at the next batch); with --detach it starts background jobs and returns.")
+    p.add_argument("config", help="run config YAML (see configs/demo.yaml)")
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    p.add_argument("--detach", action="store_true", help="start background job(s) and return at once")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config field, e.g. --set train.epochs=3 --set device=cpu (repeatable)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("runs", help="list runs with their state and best metrics",
+                       description="List the workspace's runs, newest first: state, progress, model, mean best metric.")
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    p.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    p.set_defaults(func=_runs)
+
+    p = sub.add_parser("status", help="show a run's state and per-fold progress",
+                       description="Show a run's state (a dead job shows as failed), error, and per-fold progress.")
+    p.add_argument("run", metavar="RUN", help="run id or run directory")
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    p.add_argument("--json", action="store_true", help="print the status as JSON")
+    p.set_defaults(func=_status)
+
+    p = sub.add_parser("cancel", help="stop a run at the next batch boundary",
+                       description="Send SIGTERM to the run's job (its whole process group); the job stops at the "
+                                   "next batch boundary and marks the run cancelled. After --timeout seconds it is "
+                                   "killed, and marked cancelled all the same. Finished folds are kept.")
+    p.add_argument("run", metavar="RUN", help="run id or run directory")
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait before SIGKILL (default 30)")
+    p.set_defaults(func=_cancel)
+
+    p = sub.add_parser("resume", help="train a failed or cancelled run from its first unfinished fold",
+                       description="Train the run's unfinished folds; finished folds stay untouched. Refused while "
+                                   "the run's job is alive.")
+    p.add_argument("run", metavar="RUN", help="run id or run directory")
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    p.add_argument("--detach", action="store_true", help="start a background job and return at once")
+    p.set_defaults(func=_resume)
+
+    p = sub.add_parser("predict", help="re-predict a trained run with other TTA views (no retraining)",
+                       description="Predict OOF / holdout / test logits of a run's fold models for the given TTA "
+                                   "views and store them in the run's predictions.")
+    p.add_argument("run", metavar="RUN", help="run id or run directory")
+    p.add_argument("--tta", required=True, metavar="VIEWS",
+                   help="comma-separated views: identity,hflip,vflip,transpose,rot90,rot180,rot270")
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    p.add_argument("--folds", default=None, help="comma-separated folds (default: every trained fold)")
+    p.add_argument("--device", default=None, help="auto | cpu | cuda:N (default: the run's device)")
+    p.add_argument("--batch-size", type=int, default=None, help="prediction batch size (default: the run's)")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("run-job", help="(internal) the background job process that train --detach starts",
+                       description="Internal: train RUN_DIR in this process, recording status, heartbeat and errors "
+                                   "in the run directory. Started detached by `train --detach` and `resume`.")
+    p.add_argument("run_dir", metavar="RUN_DIR")
+    p.add_argument("--folds", default=None, help="comma-separated folds (default: every unfinished fold)")
+    p.add_argument("--devices", default=None, help="comma-separated devices to spread folds over, one process each")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--device", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--device-name", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--lock-file", default=None, help=argparse.SUPPRESS)
+    p.set_defaults(func=_run_job)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _int_list(text: str | None, what: str) -> list[int] | None:
+    from engine.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"The {what!r} option must be comma-separated integers, e.g. 0,2. Got {text!r}.") from None
+
+
+def _run_dir(run: str, workspace: str | None) -> Path:
+    from engine.runs.store import run_dir_of
+
+    return Path(run_dir_of(run, workspace=workspace)).absolute()
+
+
+class ProgressBar:
+    """A tqdm bar for one run: overall progress from its status.json (what the studio reads), the
+    current fold / epoch / batch from the training loop's progress events."""
+
+    def __init__(self, run_dir: Path, *, every_s: float = 0.25) -> None:
+        from tqdm import tqdm
+
+        self.run_dir = run_dir
+        self.every_s = every_s
+        self._last = 0.0
+        self._event: dict | None = None
+        self.bar = tqdm(total=1000, desc=run_dir.name, file=sys.stderr, dynamic_ncols=True,
+                        bar_format="{desc} {percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}")
+
+    def __call__(self, event: dict | None = None) -> None:
+        if event and "fold" in event:
+            self._event = event
+        now = time.monotonic()
+        if now - self._last >= self.every_s:
+            self._last = now
+            self.refresh()
+
+    def refresh(self) -> None:
+        from engine.jobs.liveness import folds_progress
+        from engine.runs.store import read_status
+
+        try:
+            status = read_status(self.run_dir)
+        except Exception:  # being rewritten: next time
+            return
+        progress = status.get("progress")
+        progress = folds_progress(status) if progress is None else float(progress)
+        # never backwards: a fold's share may dip while it predicts after its last epoch
+        self.bar.n = max(self.bar.n, int(round(1000 * max(0.0, min(1.0, progress)))))
+        self.bar.set_postfix_str(_event_summary(self._event) if self._event else _fold_summary(status), refresh=False)
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self._event = None
+        self.refresh()
+        self.bar.close()
+
+
+def _event_summary(event: dict) -> str:
+    text = f"fold {event['fold']} epoch {event.get('epoch', '?')}/{event.get('epochs', '?')}"
+    if event.get("batches"):
+        text += f" {event.get('phase', '')} {event.get('batch', 0)}/{event['batches']}"
+    return text
+
+
+def _fold_summary(status: dict) -> str:
+    folds = status.get("folds") or {}
+    running = [(k, f) for k, f in folds.items() if f.get("state") == "running"]
+    if status.get("message"):
+        return str(status["message"])
+    if not running:
+        done = sum(1 for f in folds.values() if f.get("state") == "done")
+        return f"{done}/{len(folds)} folds done" if folds else ""
+    parts = []
+    for k, f in running:
+        text = f"fold {k} epoch {f.get('epoch', '?')}/{f.get('epochs', '?')}"
+        if f.get("batches"):
+            text += f" batch {f.get('batch', 0)}/{f['batches']}"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _run_foreground(run_dirs: list[Path]) -> int:
+    """Train runs one after another in this process, each with a bar and its own train.log."""
+    from engine.jobs.liveness import now_iso
+    from engine.jobs.runner import Heartbeat, StopFlag, run_job
+    from engine.runs.store import update_status
+
+    # Claim every run now: queued runs carry this pid and a heartbeat, so they never look abandoned.
+    for run_dir in run_dirs:
+        update_status(run_dir, pid=os.getpid(), pgid=os.getpgrp(), updated_at=now_iso())
+    waiting = Heartbeat(run_dirs).start()
+    stop = StopFlag()
+    states: dict[str, str] = {}
+    try:
+        for run_dir in run_dirs:
+            waiting.run_dirs.remove(run_dir)
+            if stop():
+                from engine.jobs.runner import _finish
+
+                _finish(run_dir, "cancelled")
+                states[run_dir.name] = "cancelled"
+                continue
+            states[run_dir.name] = _run_one_foreground(run_dir, stop=stop, run=run_job)
+    finally:
+        waiting.stop()
+    for run_id, state in states.items():
+        print(f"{run_id}: {state}", file=sys.stderr)
+    if any(s == "failed" for s in states.values()):
+        return 1
+    return 130 if any(s == "cancelled" for s in states.values()) else 0
+
+
+def _run_one_foreground(run_dir: Path, *, stop, run, folds=None) -> str:
+    # The engine's log records (INFO and up) also go to the run's train.log, as a detached job's do.
+    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    engine_log = logging.getLogger("engine")
+    level = engine_log.level
+    if engine_log.getEffectiveLevel() > logging.INFO:
+        engine_log.setLevel(logging.INFO)
+    engine_log.addHandler(handler)
+    bar = ProgressBar(run_dir)
+    try:
+        state = run(run_dir, folds=folds, progress=bar, foreground=True, stop=stop)
+    finally:
+        bar.close()
+        engine_log.removeHandler(handler)
+        engine_log.setLevel(level)
+        handler.close()
+    if state == "failed":
+        from engine.runs.store import read_status
+
+        print(f"error: run {run_dir.name} failed: {read_status(run_dir).get('error')}", file=sys.stderr)
+    return state
+
+
+# ---------------------------------------------------------------- commands
+
+
+def _train(args) -> int:
+    from engine.runs.store import create_runs
+    from engine.training.config import load_run_configs
+
+    configs = load_run_configs(args.config, args.overrides)  # refused here, before anything is written
+    run_dirs = [Path(p).absolute() for p in create_runs(configs, workspace=args.workspace)]
+    for run_dir in run_dirs:
+        print(run_dir.name, flush=True)
+    if args.detach:
+        from engine.jobs import create_launcher
+
+        launcher = create_launcher(workspace=args.workspace)
+        for run_dir in run_dirs:
+            launcher.submit(run_dir)
+        return 0
+    return _run_foreground(run_dirs)
+
+
+def runs_table(workspace: str | None = None) -> list[dict]:
+    """One dict per run, newest first: the store's listing (mean of each fold's best epoch for val_loss,
+    val_accuracy, val_macro_f1) with the state checked for liveness (a dead job shows as failed)."""
+    from engine.jobs.liveness import effective_status
+    from engine.runs.store import list_runs
+
+    rows = []
+    for row in list_runs(workspace).to_dict(orient="records"):
+        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
+        try:
+            status = effective_status(row["path"])
+        except Exception as e:  # one broken run must not hide the others
+            row.update(state="unreadable", error=str(e))
+        else:
+            row.update(state=status["state"], progress=status.get("progress"), device=status.get("device"),
+                       error=status.get("error"),
+                       folds_done=sum(1 for f in (status.get("folds") or {}).values() if f.get("state") == "done"))
+        rows.append(row)
+    return rows
+
+
+def _finite(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _runs(args) -> int:
+    rows = runs_table(args.workspace)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    if not rows:
+        print("no runs yet (python -m engine train CONFIG)")
+        return 0
+    header = ["run_id", "state", "progress", "model", "folds", "val_loss", "val_accuracy", "val_macro_f1"]
+    table = [[r["run_id"], r["state"], f"{100 * float(r.get('progress') or 0):.0f}%", r.get("model") or "",
+              f"{r.get('folds_done', 0)}/{r.get('folds', '')}",
+              *("" if r.get(m) is None else f"{r[m]:.4f}" for m in ("val_loss", "val_accuracy", "val_macro_f1"))]
+             for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
+    for line in [header, *table]:
+        print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+    return 0
+
+
+def _status(args) -> int:
+    from engine.jobs.liveness import effective_status
+
+    run_dir = _run_dir(args.run, args.workspace)
+    status = effective_status(run_dir)
+    if args.json:
+        print(json.dumps(status, indent=2, default=str))
+        return 0
+    head = f"run {run_dir.name}: {status['state']}  {100 * float(status.get('progress') or 0):.0f}%"
+    extras = [f"{k} {status[k]}" for k in ("device", "pid") if status.get(k) is not None]
+    print(head + (f"  ({', '.join(extras)})" if extras else ""))
+    for key in ("message", "error", "started_at", "finished_at"):
+        if status.get(key):
+            print(f"  {key}: {status[key]}")
+    for fold, f in sorted((status.get("folds") or {}).items(), key=lambda kv: int(kv[0])):
+        parts = [f"  fold {fold}: {f.get('state', '?'):<9}"]
+        if f.get("epochs"):
+            parts.append(f"epoch {f.get('epoch', 0)}/{f['epochs']}")
+        if f.get("batches") and f.get("state") == "running":
+            parts.append(f"batch {f.get('batch', 0)}/{f['batches']}")
+        if _finite(f.get("best_metric")):
+            parts.append(f"best {f.get('monitor') or 'metric'} {f['best_metric']:.4f}")
+        if f.get("device"):
+            parts.append(f"on {f['device']}")
+        print("  ".join(parts))
+    return 0
+
+
+def _cancel(args) -> int:
+    from engine.jobs import create_launcher
+
+    status = create_launcher(workspace=args.workspace).cancel(args.run, timeout=args.timeout)
+    print(f"{Path(_run_dir(args.run, args.workspace)).name}: {status['state']}")
+    return 0
+
+
+def _resume(args) -> int:
+    from engine.jobs import create_launcher
+
+    launcher = create_launcher(workspace=args.workspace)
+    run_dir = _run_dir(args.run, args.workspace)
+    if args.detach:
+        launcher.resume(run_dir)
+        print(run_dir.name)
+        return 0
+    from engine.jobs.launcher import prepare_resume
+
+    prepare_resume(run_dir)
+    print(run_dir.name, flush=True)
+    return _run_foreground([run_dir])
+
+
+def _predict(args) -> int:
+    from engine.augment.tta import validate_tta_views
+    from engine.errors import RunError
+    from engine.jobs.liveness import effective_status
+
+    views = validate_tta_views([v.strip() for v in args.tta.split(",") if v.strip()], field="--tta")
+    run_dir = _run_dir(args.run, args.workspace)
+    status = effective_status(run_dir)
+    if status["state"] in ("queued", "running"):
+        raise RunError(f"Run {run_dir.name!r} is {status['state']}; predict once it is done (or cancel it).")
+    from engine.training.predict import predict_run
+
+    predict_run(run_dir, views, folds=_int_list(args.folds, "--folds"), device=args.device,
+                batch_size=args.batch_size)
+    print(run_dir.name)
+    return 0
+
+
+def _run_job(args) -> int:
+    from engine.jobs.runner import EXIT_CANCELLED, EXIT_DONE, EXIT_FAILED, run_job, run_worker
+
+    if args.worker:
+        return run_worker(args.run_dir, device=args.device, device_name=args.device_name, lock_file=args.lock_file)
+    devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None
+    state = run_job(args.run_dir, folds=_int_list(args.folds, "--folds"), devices=devices)
+    return {"done": EXIT_DONE, "cancelled": EXIT_CANCELLED}.get(state, EXIT_FAILED)

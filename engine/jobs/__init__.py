@@ -1,0 +1,49 @@
+"""Background training jobs: launch, status, cancel, resume — the run directory is the job's record.
+
+Public face::
+
+    from engine.jobs import launch_training, create_launcher, effective_status
+
+    run_dirs = launch_training("configs/demo.yaml", overrides=["train.epochs=1"])   # detached
+    effective_status(run_dirs[0])["state"]            # queued / running / done / failed / cancelled
+    create_launcher().cancel(run_dirs[0])             # stops at the next batch boundary
+    create_launcher().resume(run_dirs[0])             # from the first unfinished fold
+
+See :mod:`engine.jobs.launcher` (the interface and the local backend), :mod:`engine.jobs.runner`
+(the job process), :mod:`engine.jobs.devices` (device queue, several GPUs) and
+:mod:`engine.jobs.liveness` (a dead job shows as failed).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from engine.jobs.devices import list_devices, plan_fold_assignment, resolve_devices
+from engine.jobs.launcher import Launcher, LocalLauncher, create_launcher, list_launchers, register_launcher
+from engine.jobs.liveness import effective_status, job_is_alive
+
+__all__ = [
+    "Launcher", "LocalLauncher", "create_launcher", "effective_status", "job_is_alive", "launch_training",
+    "list_devices", "list_launchers", "plan_fold_assignment", "register_launcher", "resolve_devices",
+]
+
+
+def launch_training(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[str] = (),
+                    workspace: str | os.PathLike | None = None, launcher: Launcher | None = None) -> list[Path]:
+    """Validate a config (one run, or a study when it varies fields), create the run directories and
+    submit each run to ``launcher`` (default: :class:`LocalLauncher`). Returns the run directories.
+
+    Nothing is written when the config is refused (:class:`~engine.errors.ConfigError`).
+    """
+    from engine.runs.store import create_runs
+    from engine.training.config import load_run_configs
+
+    configs = load_run_configs(config, overrides)
+    run_dirs = [Path(p) for p in create_runs(configs, workspace=workspace)]
+    launcher = launcher or create_launcher(workspace=workspace)
+    for run_dir in run_dirs:
+        launcher.submit(run_dir)
+    return run_dirs

@@ -1,0 +1,216 @@
+"""The launcher interface (submit, status, cancel, resume) and its default backend, local processes.
+
+The run directory is the job's record whatever the backend: a launcher starts something that
+trains the run and writes ``status.json``; everything else (the studio's pages, the analysis, the
+command line) reads the run directory and never asks the backend. A cluster backend (Ray is the
+intended one) implements :class:`Launcher` and registers itself with :func:`register_launcher`.
+
+:class:`LocalLauncher` runs each job as a detached process (``python -m engine run-job RUN_DIR``,
+new session, output appended to ``RUN_DIR/train.log``); jobs asking for the same device queue on
+a lock file (see :mod:`engine.jobs.devices`), so submitting a whole study at once is fine.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import engine
+from engine.errors import RunError
+from engine.jobs.liveness import ACTIVE_STATES, effective_status, now_iso, pid_alive
+from engine.jobs.runner import JOB_ENV, unfinished_folds
+
+CANCEL_TIMEOUT_S = 30.0
+
+
+class Launcher(ABC):
+    """Runs training jobs. Every method takes a run id or a run directory path."""
+
+    def __init__(self, workspace: str | os.PathLike | None = None) -> None:
+        self.workspace = workspace
+
+    def run_dir(self, run: str | os.PathLike) -> Path:
+        from engine.runs.store import run_dir_of
+
+        return Path(run_dir_of(run, workspace=self.workspace)).absolute()
+
+    @abstractmethod
+    def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None) -> dict:
+        """Start training the run's unfinished folds (among ``folds``) in the background; return its status."""
+
+    def status(self, run: str | os.PathLike) -> dict:
+        """The run's status as a person should see it (a dead job shows as ``failed``)."""
+        return effective_status(self.run_dir(run))
+
+    @abstractmethod
+    def cancel(self, run: str | os.PathLike, *, timeout: float = CANCEL_TIMEOUT_S) -> dict:
+        """Stop the run at the next batch boundary and mark it ``cancelled``; return its status."""
+
+    def resume(self, run: str | os.PathLike) -> dict:
+        """Train the run again from its first unfinished fold (finished folds stay untouched)."""
+        run_dir = prepare_resume(self.run_dir(run))
+        return self.submit(run_dir)
+
+
+def prepare_resume(run_dir: Path) -> Path:
+    """Check that ``run_dir`` may be resumed and reset its status to ``queued``; raise :class:`RunError` if not."""
+    from engine.runs.store import update_status
+
+    status = effective_status(run_dir)
+    if status["state"] in ACTIVE_STATES:
+        who = f" (pid {status['pid']})" if status.get("pid") else ""
+        raise RunError(f"Run {run_dir.name!r} is {status['state']}{who}; wait for it to finish, "
+                       f"or cancel it first (python -m engine cancel {run_dir.name}).")
+    left = unfinished_folds(run_dir)
+    if not left and status.get("raw_state") == "done":
+        raise RunError(f"Run {run_dir.name!r} is done: every fold is trained, nothing to resume. "
+                       f"To predict other TTA views use: python -m engine predict {run_dir.name} --tta VIEWS.")
+    update_status(run_dir, state="queued", pid=None, pgid=None, error=None, finished_at=None, updated_at=now_iso(),
+                  message=f"resuming at fold {left[0]}" if left else "resuming")
+    return run_dir
+
+
+class LocalLauncher(Launcher):
+    """Each job is a detached local process (its own session and process group); the default backend."""
+
+    def __init__(self, workspace: str | os.PathLike | None = None, *, python: str | None = None) -> None:
+        super().__init__(workspace)
+        self.python = python or sys.executable
+        self._children: list[subprocess.Popen] = []
+
+    def _reap(self) -> None:
+        """Collect our finished children so they do not linger as zombies."""
+        self._children = [p for p in self._children if p.poll() is None]
+
+    def job_command(self, run_dir: Path, *, folds: Sequence[int] | None = None,
+                    devices: Sequence[str] | None = None) -> list[str]:
+        cmd = [self.python, "-m", "engine", "run-job", str(run_dir)]
+        if folds is not None:
+            cmd += ["--folds", ",".join(str(int(f)) for f in folds)]
+        if devices:
+            cmd += ["--devices", ",".join(devices)]
+        return cmd
+
+    def job_env(self, run_dir: Path) -> dict[str, str]:
+        env = {**os.environ, **JOB_ENV}
+        # The job imports this very engine, wherever the caller's working directory is.
+        root = str(Path(engine.__file__).resolve().parents[1])
+        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+        if run_dir.parent.name == "runs":
+            env["FOLD_STUDIO_WORKSPACE"] = str(run_dir.parent.parent)
+        return env
+
+    def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None,
+               devices: Sequence[str] | None = None) -> dict:
+        """Start the job detached; return its status. ``devices`` (internal) spreads folds over several processes."""
+        from engine.runs.store import update_status
+
+        self._reap()
+        run_dir = self.run_dir(run)
+        status = effective_status(run_dir)
+        if status.get("alive"):
+            raise RunError(f"Run {run_dir.name!r} already has a job (pid {status.get('pid')}, "
+                           f"state {status['state']}); cancel it first.")
+        update_status(run_dir, state="queued", pid=None, pgid=None, error=None, finished_at=None,
+                      updated_at=now_iso(), message="starting")
+        with open(run_dir / "train.log", "ab") as log_file:
+            log_file.write(f"\n=== job submitted {now_iso()} ===\n".encode())
+            log_file.flush()
+            proc = subprocess.Popen(self.job_command(run_dir, folds=folds, devices=devices),
+                                    env=self.job_env(run_dir), stdin=subprocess.DEVNULL, stdout=log_file,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
+        self._children.append(proc)
+        # The job writes the same pid itself; writing it now closes the window in which it looks unstarted.
+        update_status(run_dir, pid=proc.pid, pgid=proc.pid, updated_at=now_iso())
+        return effective_status(run_dir)
+
+    def cancel(self, run: str | os.PathLike, *, timeout: float = CANCEL_TIMEOUT_S) -> dict:
+        from engine.runs.store import read_status, update_status
+
+        self._reap()
+        run_dir = self.run_dir(run)
+        status = read_status(run_dir)
+        if status.get("state") not in ACTIVE_STATES:
+            raise RunError(f"Run {run_dir.name!r} is not running (state: {status.get('state')}); nothing to cancel.")
+        pid, pgid = status.get("pid"), status.get("pgid")
+        if pid is not None and pid_alive(pid):
+            stop_process_tree(pid, pgid, timeout=timeout, on_wait=self._reap)
+        self._reap()
+        if read_status(run_dir).get("state") in ACTIVE_STATES:  # killed before it could say so, or never started
+            update_status(run_dir, state="cancelled", finished_at=now_iso(), updated_at=now_iso(), error=None,
+                          message=None)
+        return effective_status(run_dir)
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid`` (Linux /proc; empty elsewhere)."""
+    members = []
+    for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[2]) == pgid:
+            members.append(int(entry.name))
+    return members
+
+
+def stop_process_tree(pid: int, pgid: int | None, *, timeout: float = CANCEL_TIMEOUT_S,
+                      on_wait: Callable[[], None] | None = None) -> bool:
+    """SIGTERM the job's process group (just ``pid`` when it leads no group of its own), wait up to ``timeout``
+    seconds for the group to exit, then SIGKILL what is left. Returns True when it had to kill."""
+    # Signal the group only when the job leads it: a foreground job shares its shell's (or a test's) group.
+    group = pgid if pgid and int(pgid) == int(pid) and int(pgid) != os.getpgrp() else None
+
+    def send(sig: int) -> None:
+        try:
+            os.killpg(group, sig) if group else os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def alive() -> bool:
+        if on_wait is not None:
+            on_wait()
+        return pid_alive(pid) or bool(group and _group_members(group))
+
+    send(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if not alive():
+        return False
+    send(signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True
+
+
+_LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher}
+
+
+def register_launcher(name: str, factory: Callable[..., Launcher]) -> None:
+    """Make a backend available to :func:`create_launcher` (e.g. ``register_launcher("ray", RayLauncher)``)."""
+    _LAUNCHERS[name] = factory
+
+
+def list_launchers() -> list[str]:
+    return sorted(_LAUNCHERS)
+
+
+def create_launcher(name: str | None = None, *, workspace: str | os.PathLike | None = None, **kwargs) -> Launcher:
+    """The launcher backend ``name`` (default: $FOLD_STUDIO_LAUNCHER, else ``local``)."""
+    from engine.errors import ConfigError
+
+    name = name or os.environ.get("FOLD_STUDIO_LAUNCHER") or "local"
+    if name not in _LAUNCHERS:
+        raise ConfigError(f"The 'launcher' parameter must be one of {list_launchers()}. Got {name!r} instead.")
+    return _LAUNCHERS[name](workspace=workspace, **kwargs)
