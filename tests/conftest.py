@@ -59,6 +59,8 @@ def tiny_study(session_workspace, demo_spec_path):
     """
     from types import SimpleNamespace
 
+    import torch
+
     from engine.runs.store import create_runs, read_status
     from engine.training.config import load_run_configs
     from engine.training.fit import train_run
@@ -70,7 +72,12 @@ def tiny_study(session_workspace, demo_spec_path):
         "vary": {"train.label_smoothing": [0.0, 0.1]},
     })
     run_dirs = create_runs(configs, workspace=session_workspace)
-    for run_dir in run_dirs:
-        train_run(run_dir, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny model: threads only add OpenMP spin-waits on a busy 2-core runner
+    try:
+        for run_dir in run_dirs:
+            train_run(run_dir, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
     return SimpleNamespace(workspace=session_workspace, run_dirs=run_dirs,
                            study_id=read_status(run_dirs[0])["study_id"])

@@ -71,6 +71,15 @@ class TrainConfig(_Strict):
     early_stopping_patience: int | None = Field(None, ge=1, description="Epochs without improvement; None: off.")
     monitor: Literal["val_loss", "val_accuracy", "val_macro_f1"] = "val_loss"
     num_workers: int = Field(2, ge=0)
+    data_cache: bool = Field(
+        True, description="Decode and shrink each image once into the workspace's decoded-image cache, shared by "
+                          "every fold and run; off: decode at every read (the same pixels, more CPU).")
+    cache_max_gb: float | None = Field(
+        None, gt=0.0, description="Largest decoded-image cache allowed (GB); above it, images are decoded at every "
+                                  "read. None: the free disk space.")
+    compile: bool = Field(False, description="torch.compile the model (static shapes); pays off on long GPU runs.")
+    auto_batch_size: bool = Field(
+        False, description="On CUDA, halve 'batch_size' until a training step fits in the device's memory.")
     deterministic: bool = Field(False, description="torch.use_deterministic_algorithms (slower on GPU).")
 
 

@@ -14,7 +14,7 @@ import torch
 
 from engine.errors import ConfigError, RunError
 from engine.training.config import RunConfig, check_device_name
-from engine.training.data import AugmentedImages, DeviceInput, FileImageSource, ends_with_normalize
+from engine.training.data import AugmentedImages, DeviceInput, ends_with_normalize
 
 # An image source factory: paths -> object with __len__ and __getitem__(i) -> (H, W, 3) uint8.
 ImageSourceFactory = Callable[[Sequence[str]], Any]
@@ -51,12 +51,27 @@ class RunContext:
     test: pd.DataFrame
     device: torch.device
     data_config: dict[str, Any]
-    image_source: ImageSourceFactory = FileImageSource
+    image_source: ImageSourceFactory | None = None
     _train_pipeline: Any = field(default=None, repr=False)
+    _images: Any = field(default=None, repr=False)  # every run image: decoded-image cache or decoding source
+    _image_rows: dict[str, int] = field(default_factory=dict, repr=False)
+    found_batch_size: int | None = None  # set by the automatic batch size (train.auto_batch_size)
 
     @property
     def image_size(self) -> int:
         return int(self.data_config["input_size"][-1])
+
+    @property
+    def batch_size(self) -> int:
+        """The training batch size: the config's, or the one the automatic search found."""
+        return self.found_batch_size or self.cfg.train.batch_size
+
+    @property
+    def stored_size(self) -> int:
+        """Shorter side every image is first brought to, cached or not (224 -> 256)."""
+        from engine.data.decoded_cache import stored_size_for
+
+        return stored_size_for(self.image_size)
 
     @property
     def use_autocast(self) -> bool:
@@ -86,12 +101,35 @@ class RunContext:
         train = self.train_pipeline()
         return A.Compose([train.transforms[-1]]) if ends_with_normalize(train) else None
 
+    def open_images(self, progress: Callable[[int, int], None] | None = None):
+        """Build or reuse the decoded-image cache of every training and test image, once per context.
+
+        ``train.data_cache`` off, or a cache that would not fit: a source that decodes at every read,
+        yielding the same pixels (:func:`engine.data.decoded_cache.open_image_source`).
+        """
+        if self._images is None:
+            from engine.data.decoded_cache import open_image_source
+
+            paths = list(dict.fromkeys([*self.samples["path"], *self.test["path"]]))
+            train = self.cfg.train
+            max_bytes = None if train.cache_max_gb is None else int(train.cache_max_gb * 1e9)
+            workspace = self.run_dir.parent.parent if self.run_dir.parent.name == "runs" else None
+            self._images = open_image_source(paths, self.stored_size, cache=train.data_cache, workspace=workspace,
+                                             max_bytes=max_bytes, progress=progress)
+            self._image_rows = {p: i for i, p in enumerate(self._images.paths)}
+        return self._images
+
     def images(self, table: pd.DataFrame, *, train: bool, seed: int = 0) -> AugmentedImages:
         """A dataset over the rows of ``samples`` or ``test`` (augmented when ``train``)."""
         labels = table["label_index"].to_numpy() if "label_index" in table else None
         pipeline = self.train_pipeline() if train else self.eval_pipeline()
-        return AugmentedImages(self.image_source(table["path"].tolist()), labels, self.image_size,
-                               pipeline=pipeline, seed=seed)
+        paths = table["path"].tolist()
+        if self.image_source is not None:
+            source = self.image_source(paths)
+        else:
+            images = self.open_images()
+            source = images.select([self._image_rows[os.path.abspath(p)] for p in paths])
+        return AugmentedImages(source, labels, self.image_size, pipeline=pipeline, seed=seed)
 
 
 def build_context(run_dir: str | Path, device: str | None = None, *,
@@ -105,7 +143,7 @@ def build_context(run_dir: str | Path, device: str | None = None, *,
     samples, test = _tables(cfg, read_split(run_dir))
     return RunContext(run_dir=run_dir, cfg=cfg, classes=list(cfg.classes or []), samples=samples, test=test,
                       device=resolve_device(device or cfg.device), data_config=_data_config(cfg),
-                      image_source=image_source or FileImageSource)
+                      image_source=image_source)
 
 
 def _data_config(cfg: RunConfig) -> dict[str, Any]:

@@ -8,13 +8,16 @@ Work is split where it is cheapest:
   and std, the channels_last layout and the TTA views (tensor ops, :mod:`engine.augment.tta`).
 
 An image source is anything with ``__len__`` and ``__getitem__(i) -> np.ndarray (H, W, 3) uint8``:
-:class:`FileImageSource` decodes files with :func:`engine.data.load_rgb`; a decoded-image cache can
-stand in for it.
+:class:`FileImageSource` decodes files with :func:`engine.data.load_rgb`; runs read through
+:meth:`RunContext.open_images <engine.training.context.RunContext.open_images>` instead: the
+decoded-image cache (:mod:`engine.data.decoded_cache`), or the same pixels decoded at every read.
 
 Randomness: albumentations 2.x keeps its own RNGs inside every transform. A forked DataLoader worker
-inherits them as they were in the parent, so without reseeding every worker (and every epoch, since
-workers are forked again) repeats the same augmentations. :class:`AugmentedImages` reseeds its
-pipeline from ``SeedSequence([seed, epoch, worker_id])``, giving each transform its own stream
+inherits them as they were in the parent, so without reseeding every worker (and every epoch)
+repeats the same augmentations. :class:`AugmentedImages` reseeds its pipeline from
+``SeedSequence([seed, epoch, worker_id])`` whenever it sees a new epoch — the epoch number lives in
+shared memory, so persistent workers (started once per loader) see :meth:`AugmentedImages.set_epoch`
+too — giving each transform its own stream
 (``Compose.set_random_seed`` would hand every transform the *same* seed, so e.g. two flips with
 p=0.5 would always fire together).
 """
@@ -102,22 +105,32 @@ class AugmentedImages(Dataset):
         self.image_size = int(image_size)
         self.pipeline = pipeline
         self.seed = int(seed)
-        self.epoch = 0
+        # Shared memory: persistent DataLoader workers read the epoch the main process sets.
+        self._epoch = torch.zeros(1, dtype=torch.int64).share_memory_()
+        self._worker_id = 0
         self.reseed(worker_id=0)
 
     def __len__(self) -> int:
         return len(self.source)
 
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch[0])
+
     def set_epoch(self, epoch: int) -> None:
-        """New augmentation draws for this epoch (in this process; workers reseed when they start)."""
-        self.epoch = int(epoch)
-        self.reseed(worker_id=0)
+        """New augmentation draws for this epoch, in this process and in every worker (at its next item)."""
+        self._epoch[0] = int(epoch)
+        self.reseed(worker_id=self._worker_id)
 
     def reseed(self, worker_id: int) -> None:
+        self._worker_id = worker_id
+        self._seeded_epoch = self.epoch
         if self.pipeline is not None:
-            reseed_pipeline(self.pipeline, [self.seed, self.epoch, worker_id])
+            reseed_pipeline(self.pipeline, [self.seed, self._seeded_epoch, worker_id])
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        if self._seeded_epoch != self.epoch:  # a persistent worker meeting a new epoch
+            self.reseed(self._worker_id)
         image = self.source[index]
         if self.pipeline is not None:
             image = self.pipeline(image=image)["image"]
@@ -135,12 +148,13 @@ def worker_init(worker_id: int) -> None:
 
 def make_loader(dataset: AugmentedImages, *, batch_size: int, shuffle: bool, num_workers: int, device: torch.device,
                 seed: int = 0, drop_last: bool = False) -> DataLoader:
-    """A DataLoader over uint8 images; pinned memory on CUDA; workers forked afresh each epoch (so
-    :meth:`AugmentedImages.set_epoch` reaches them). Shuffling draws from a generator seeded by ``seed``."""
+    """A DataLoader over uint8 images; pinned memory on CUDA; persistent workers (started once, not at
+    every epoch; :meth:`AugmentedImages.set_epoch` reaches them through shared memory). Shuffling draws
+    from a generator seeded by ``seed``."""
     generator = torch.Generator().manual_seed(int(seed))
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       pin_memory=device.type == "cuda", drop_last=drop_last, generator=generator,
-                      worker_init_fn=worker_init, persistent_workers=False,
+                      worker_init_fn=worker_init, persistent_workers=num_workers > 0,
                       prefetch_factor=4 if num_workers > 0 else None)
 
 

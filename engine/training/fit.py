@@ -93,6 +93,8 @@ def train_run(run_dir: str | Path, *, folds: Iterable[int] | None = None, device
     store.update_status(run_dir, state="running", device=str(ctx.device), error=None,
                         started_at=store.read_status(run_dir).get("started_at") or store.now_iso())
     try:
+        if todo:
+            open_run_images(ctx)
         for fold in todo:
             train_fold(ctx, fold, progress, should_stop)
     except Cancelled:
@@ -115,6 +117,21 @@ def _folds_to_train(ctx: RunContext, folds: Iterable[int] | None) -> list[int]:
     if bad:
         raise ConfigError(f"The 'folds' parameter must hold fold numbers among 0..{k - 1}. Got {bad} instead.")
     return [f for f in wanted if not store.fold_is_complete(ctx.run_dir, f)]
+
+
+def open_run_images(ctx: RunContext) -> None:
+    """Build or reuse the decoded-image cache before the first fold; status.json's ``image_cache`` tells how it went."""
+    last = 0.0
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= STATUS_EVERY_S or done == total:
+            last = now
+            store.update_status(ctx.run_dir, image_cache={"state": "building", "done": done, "total": total})
+
+    images = ctx.open_images(progress=report)
+    store.update_status(ctx.run_dir, image_cache={"state": "ready", **images.summary()})
 
 
 def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Callable[[], bool]) -> None:
@@ -154,21 +171,38 @@ def build_model(ctx: RunContext) -> torch.nn.Module:
     return model
 
 
+def build_fast_model(ctx: RunContext, loss_fn: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """The fold's model and batch size: searched on CUDA when ``train.auto_batch_size``, then compiled
+    when ``train.compile`` (:mod:`engine.training.fastpath`)."""
+    from engine.training.fastpath import compile_model, probe_batch_size
+
+    model = build_model(ctx)
+    if ctx.cfg.train.auto_batch_size and ctx.device.type == "cuda" and ctx.found_batch_size is None:
+        ctx.found_batch_size = probe_batch_size(model, loss_fn, start=ctx.cfg.train.batch_size,
+                                                image_size=ctx.image_size, num_classes=len(ctx.classes),
+                                                autocast=ctx.autocast)
+        log.info("automatic batch size: %d (asked for at most %d)", ctx.found_batch_size, ctx.cfg.train.batch_size)
+    if ctx.cfg.train.compile:
+        compile_model(model)
+    return model, ctx.batch_size
+
+
 def build_fold_parts(ctx: RunContext, fold: int) -> FoldParts:
     """Model, loaders, loss, optimizer and scheduler of one fold."""
     cfg, samples = ctx.cfg.train, ctx.samples
     train_table = samples[(samples["fold"] != fold) & ~samples["is_holdout"]].reset_index(drop=True)
     val_table = samples[samples["fold"] == fold].reset_index(drop=True)
     seed = fold_seed(ctx.cfg, fold)
-    model = build_model(ctx)
+    loss_fn = build_loss(cfg, train_table["label_index"].to_numpy(), len(ctx.classes)).to(ctx.device)
+    model, batch_size = build_fast_model(ctx, loss_fn)
     train_images = ctx.images(train_table, train=True, seed=seed)
-    # drop_last keeps BatchNorm away from a batch of one; only when there are several batches.
-    train_loader = make_loader(train_images, batch_size=cfg.batch_size, shuffle=True, num_workers=cfg.num_workers,
-                               device=ctx.device, seed=seed, drop_last=len(train_table) > cfg.batch_size)
-    val_loader = make_loader(ctx.images(val_table, train=False), batch_size=cfg.batch_size * 2, shuffle=False,
+    # drop_last keeps BatchNorm away from a batch of one (and a compiled model on one batch shape);
+    # only when there are several batches.
+    train_loader = make_loader(train_images, batch_size=batch_size, shuffle=True, num_workers=cfg.num_workers,
+                               device=ctx.device, seed=seed, drop_last=len(train_table) > batch_size)
+    val_loader = make_loader(ctx.images(val_table, train=False), batch_size=batch_size * 2, shuffle=False,
                              num_workers=cfg.num_workers, device=ctx.device)
     optimizer, scheduler = build_optimizer(model, cfg, len(train_loader))
-    loss_fn = build_loss(cfg, train_table["label_index"].to_numpy(), len(ctx.classes)).to(ctx.device)
     return FoldParts(model, train_images, train_loader, val_loader, val_table["label_index"].to_numpy(),
                      loss_fn, optimizer, scheduler)
 

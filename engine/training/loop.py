@@ -35,7 +35,9 @@ def scheduler_kwargs(train_cfg: TrainConfig, updates_per_epoch: int) -> dict[str
     kwargs: dict[str, Any] = {"sched": train_cfg.scheduler, "num_epochs": train_cfg.epochs, "step_on_epochs": False,
                               "updates_per_epoch": max(updates_per_epoch, 1), "min_lr": 0.0}
     if train_cfg.scheduler == "cosine":
-        kwargs.update(warmup_epochs=train_cfg.warmup_epochs, warmup_lr=train_cfg.lr * 0.01)
+        # warmup first, then a full cosine over the remaining epochs down to min_lr
+        kwargs.update(num_epochs=max(train_cfg.epochs - train_cfg.warmup_epochs, 1), warmup_epochs=train_cfg.warmup_epochs,
+                      warmup_lr=train_cfg.lr * 0.01, warmup_prefix=True)
     elif train_cfg.scheduler == "step":
         kwargs.update(decay_epochs=train_cfg.step_epochs, decay_rate=train_cfg.step_gamma)
     return kwargs
@@ -102,20 +104,28 @@ def train_one_epoch(model: nn.Module, loader, to_input: Callable, loss_fn: nn.Mo
 @torch.inference_mode()
 def collect_logits(model: nn.Module, loader, to_input: Callable, *, views=("identity",), autocast=contextlib.nullcontext,
                    on_batch: Callable[[int, int], None] | None = None) -> dict[str, np.ndarray]:
-    """Logits (N, C) float32 per TTA view, in loader order; the views are tensor ops on the device batch."""
+    """Logits (N, C) float32 per TTA view, in loader order; the views are tensor ops on the device batch.
+
+    A compiled model (static shapes) gets the last, smaller batch padded to the loader's batch size.
+    """
     from engine.augment.tta import apply_view_torch
+    from engine.training.fastpath import is_compiled, pad_batch
 
     model.eval()
     outputs: dict[str, list[torch.Tensor]] = {v: [] for v in views}
     batches = len(loader)
+    pad_to = loader.batch_size if is_compiled(model) else None
     for i, (x, _) in enumerate(loader):
         if on_batch is not None:
             on_batch(i, batches)
+        n = len(x)
         x = to_input(x)
+        if pad_to:
+            x = pad_batch(x, pad_to)
         for view in views:
             with autocast():
                 logits = model(apply_view_torch(x, view))
-            outputs[view].append(logits.float())
+            outputs[view].append(logits[:n].float())
     return {v: (torch.cat(out).cpu().numpy() if out else np.zeros((0, 0), np.float32)) for v, out in outputs.items()}
 
 

@@ -26,14 +26,14 @@ class FocalLoss(nn.Module):
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         log_p = F.log_softmax(logits.float(), dim=1)
         log_p_t = log_p.gather(1, target[:, None]).squeeze(1)
-        ce = -log_p_t
+        w_t = self.weight[target] if self.weight is not None else torch.ones_like(log_p_t)
+        # the same terms as nn.CrossEntropyLoss(weight, label_smoothing), times the focal factor
+        ce = -log_p_t * w_t
         if self.label_smoothing > 0:
-            ce = (1.0 - self.label_smoothing) * ce - self.label_smoothing * log_p.mean(dim=1)
+            smooth = -(log_p * self.weight).mean(dim=1) if self.weight is not None else -log_p.mean(dim=1)
+            ce = (1.0 - self.label_smoothing) * ce + self.label_smoothing * smooth
         loss = (1.0 - log_p_t.exp()).clamp(min=0).pow(self.gamma) * ce
-        if self.weight is None:
-            return loss.mean()
-        w = self.weight[target]
-        return (loss * w).sum() / w.sum()
+        return loss.sum() / w_t.sum()
 
 
 def balanced_class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:

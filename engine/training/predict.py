@@ -48,7 +48,7 @@ def predict_fold(ctx: RunContext, model: torch.nn.Module, fold: int, views: Sequ
     """Write ``predictions/fold{fold}_{subset}.parquet`` for every subset, every view."""
     from engine.runs.store import write_predictions
 
-    batch_size = batch_size or ctx.cfg.train.batch_size * 2
+    batch_size = batch_size or ctx.batch_size * 2
     to_input = ctx.to_input()
     model.to(ctx.device)
     if ctx.device.type == "cuda":
