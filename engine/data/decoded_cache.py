@@ -2,9 +2,10 @@
 
 A K-fold study reads the same images ``k x epochs`` times per run, and many runs per competition;
 decoding a JPEG costs far more than augmenting the small array that training needs. The cache
-decodes each image once with :func:`engine.data.load_rgb` (EXIF orientation, 16-bit, transparency
-handled as everywhere else), shrinks it with :func:`resize_for_cache`, and stores the pixels in one
-memory-mapped file that every fold, every run and every DataLoader worker reads without decoding.
+decodes each image once with :func:`load_resized` (the decoding of :func:`engine.data.load_rgb`:
+EXIF orientation, 16-bit, transparency handled as everywhere else; JPEGs decoded at a reduced DCT
+scale when that still leaves enough pixels), shrinks it, and stores the pixels in one memory-mapped
+file that every fold, every run and every DataLoader worker reads without decoding.
 
 Layout: aspect kept, shorter side ``stored_size``
     Each image is shrunk (never enlarged) so that its **shorter side is** ``stored_size`` pixels,
@@ -22,7 +23,7 @@ On disk: ``<workspace>/cache/decoded/<key>/``
     rule (``FORMAT_VERSION``, ``MAX_ASPECT``) and the dataset's folder (the common folder of the
     paths). Inside, ``current.json`` points at one immutable ``store-<id>/`` holding
     ``pixels.u8`` (every image's ``H*W*3`` bytes back to back) and ``index.parquet`` (one row per
-    image: ``path, size, mtime_ns`` -> ``offset, height, width``). The dataset's content keys
+    image: ``path, size, mtime_ns`` -> ``offset, nbytes, height, width``). The dataset's content keys
     every row: a build stats the files, reuses each row whose path, size and ``mtime_ns`` still
     match, decodes only new or changed images, and drops rows of files that are gone. A build with
     nothing to decode writes nothing. A build that does decode writes a new store into a temporary
@@ -56,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.data.images import load_rgb, open_image
+from engine.data.images import SWAPPING_ORIENTATIONS, decode_rgb, exif_orientation, open_image
 from engine.errors import DatasetError
 
 try:  # POSIX advisory locks; without them (Windows) builds are not serialised and stores are kept.
@@ -71,8 +72,6 @@ MAX_ASPECT = 4.0
 PIXELS_FILE = "pixels.u8"
 INDEX_FILE = "index.parquet"
 CURRENT_FILE = "current.json"
-_ORIENTATION_TAG = 0x0112
-_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 degrees
 _DISK_MARGIN = 1 << 30  # leave 1 GiB free on the disk
 _INLINE_DECODES = 32  # fewer images than this are decoded in the calling process (no pool start-up)
 
@@ -97,26 +96,52 @@ def cached_shape(height: int, width: int, stored_size: int) -> tuple[int, int]:
 
 def resize_for_cache(image: np.ndarray, stored_size: int) -> np.ndarray:
     """Shrink an (H, W, 3) uint8 image to :func:`cached_shape` with area interpolation (no aliasing)."""
-    import cv2
-
-    h, w = cached_shape(image.shape[0], image.shape[1], stored_size)
-    if (h, w) == image.shape[:2]:
-        return np.ascontiguousarray(image)
-    return cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA)
+    return _shrink(image, cached_shape(image.shape[0], image.shape[1], stored_size))
 
 
 def load_resized(path: str | os.PathLike, stored_size: int) -> np.ndarray:
-    """Decode with :func:`load_rgb` and shrink with :func:`resize_for_cache`: the pixels the cache stores."""
-    return resize_for_cache(load_rgb(path), stored_size)
+    """Decode an image as :func:`engine.data.load_rgb` does (orientation, 16-bit, transparency) and shrink
+    it to :func:`cached_shape` with area interpolation: the pixels the cache stores.
+
+    A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that keeps both sides at least
+    ``stored_size`` (``Image.draft``), which skips most of the decoding of a large photo; the shrink
+    to the final shape, computed from the full size, then happens as for any other image.
+    """
+    img = open_image(path)
+    try:
+        with img:
+            width, height = img.size  # as stored, before the draft shrinks it
+            if img.format == "JPEG":
+                img.draft("RGB", (stored_size, stored_size))
+            pixels = decode_rgb(img)
+            if exif_orientation(img) in SWAPPING_ORIENTATIONS:
+                width, height = height, width
+    except DatasetError:
+        raise
+    except Exception as e:  # Pillow raises OSError, ValueError, SyntaxError... for a bad file
+        raise DatasetError(f"Image file {str(path)!r} is corrupt or truncated ({type(e).__name__}: {e}); "
+                           "remove it or replace it with a good copy.") from e
+    return _shrink(pixels, cached_shape(height, width, stored_size))
 
 
-def _planned_shape(path: str, stored_size: int) -> tuple[int, int]:
-    """Stored (H, W) read from the file header alone (size and EXIF orientation), without decoding."""
+def _shrink(image: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    if shape == image.shape[:2]:
+        return np.ascontiguousarray(image)
+    return cv2.resize(image, (shape[1], shape[0]), interpolation=cv2.INTER_AREA)
+
+
+def _planned_bytes(path: str, stored_size: int) -> int:
+    """Bytes the stored image takes, from the file header alone.
+
+    :func:`cached_shape` is symmetric, so the EXIF orientation (which a PNG only reveals after its
+    pixels) changes the stored shape's order, never its size.
+    """
     with open_image(path) as img:
         width, height = img.size
-        if img.getexif().get(_ORIENTATION_TAG) in _SWAPPING_ORIENTATIONS:
-            width, height = height, width
-    return cached_shape(height, width, stored_size)
+    h, w = cached_shape(height, width, stored_size)
+    return h * w * 3
 
 
 # ---------------------------------------------------------------- image sources (len + getitem)
@@ -134,6 +159,14 @@ class DecodingImageSource:
 
     def __getitem__(self, i: int) -> np.ndarray:
         return load_resized(self.paths[i], self.stored_size)
+
+    def select(self, indices: Sequence[int]) -> DecodingImageSource:
+        """The source of ``paths[indices]``."""
+        return DecodingImageSource([self.paths[i] for i in indices], self.stored_size)
+
+    def summary(self) -> dict[str, Any]:
+        """For status.json: not cached."""
+        return {"cached": False, "images": len(self), "stored_size": self.stored_size}
 
 
 class DecodedImageCache:
@@ -182,6 +215,17 @@ class DecodedImageCache:
             return load_resized(self.paths[i], self.stored_size)
         start = int(self._offsets[i])
         return np.array(self._map()[start:start + h * w * 3]).reshape(h, w, 3)
+
+    def select(self, indices: Sequence[int]) -> DecodedImageCache:
+        """A view of ``paths[indices]`` on the same store (a fold's images out of the run's)."""
+        at = np.asarray(indices, dtype=np.int64)
+        return DecodedImageCache(self.store, [self.paths[i] for i in at], self._offsets[at], self._shapes[at],
+                                 self.stored_size, decoded=self.decoded, reused=self.reused)
+
+    def summary(self) -> dict[str, Any]:
+        """For status.json: what the build that opened it did, and where the store is."""
+        return {"cached": True, "images": len(self), "stored_size": self.stored_size, "decoded": self.decoded,
+                "reused": self.reused, "bytes": self.nbytes, "store": str(self.store)}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -288,38 +332,38 @@ def _exclusive(key_dir: Path):
         os.close(fd)
 
 
-def _plan_chunk(paths: list[str], stored_size: int) -> list[tuple[int, int]]:
-    """Worker: planned stored shapes from the headers; (0, 0) for an unreadable file."""
+def _plan_chunk(paths: list[str], stored_size: int) -> list[int]:
+    """Worker: stored bytes of each image from its header; 0 for an unreadable file."""
     out = []
     for p in paths:
         try:
-            out.append(_planned_shape(p, stored_size))
+            out.append(_planned_bytes(p, stored_size))
         except (DatasetError, OSError, ValueError):
-            out.append((0, 0))
+            out.append(0)
     return out
 
 
-def _decode_chunk(items: list[tuple[str, int, int, int]], pixels_path: str, stored_size: int) -> list[str | None]:
-    """Worker: decode each (path, offset, h, w) into the memory map; per item None or why it failed."""
+def _decode_chunk(items: list[tuple[str, int, int]], pixels_path: str, stored_size: int) -> list[tuple[int, int] | str]:
+    """Worker: decode each (path, offset, nbytes) into the memory map; per item its (H, W) or why it failed."""
     import cv2
 
     cv2.setNumThreads(1)  # one image per process already keeps every core busy
     mm = np.memmap(pixels_path, dtype=np.uint8, mode="r+")
-    errors: list[str | None] = []
-    for path, offset, h, w in items:
+    out: list[tuple[int, int] | str] = []
+    for path, offset, nbytes in items:
         try:
             image = load_resized(path, stored_size)
         except DatasetError as e:
-            errors.append(str(e))
+            out.append(str(e))
             continue
-        if image.shape != (h, w, 3):  # the header misled the plan: keep the image uncached rather than wrong
-            errors.append(f"Image file {path!r} decoded to {image.shape[:2]}, its header promised {(h, w)}.")
+        if image.size != nbytes:  # the header misled the plan: keep the image uncached rather than wrong
+            out.append(f"Image file {path!r} decoded to {image.shape[:2]}, not the size its header gave.")
             continue
-        mm[offset:offset + image.size] = image.reshape(-1)
-        errors.append(None)
+        mm[offset:offset + nbytes] = image.reshape(-1)
+        out.append(image.shape[:2])
     mm.flush()
     del mm
-    return errors
+    return out
 
 
 def _chunks(items: list, workers: int) -> list[list]:
@@ -398,19 +442,20 @@ def _view(store: Path, index, rows: dict[str, int], paths: list[str], stored_siz
 
 
 def _nbytes(index) -> np.ndarray:
-    return index["height"].to_numpy(np.int64) * index["width"].to_numpy(np.int64) * 3
+    """Bytes each row takes in the pixels file (a failed image keeps its planned room, unused)."""
+    return index["nbytes"].to_numpy(np.int64)
 
 
 def _new_rows(plan: dict[str, Any], stored_size: int, workers: int):
-    """Index rows (offset still unset) of the images to decode, their stored shapes planned from the headers."""
+    """Index rows of the images to decode: their bytes planned from the headers; offset and shape set later."""
     import pandas as pd
 
     missing = plan["missing"]
-    shapes = [s for chunk in _run_chunks(_plan_chunk, _chunks(missing, workers), (stored_size,), workers,
-                                         lambda n: None) for s in chunk]
+    nbytes = [n for chunk in _run_chunks(_plan_chunk, _chunks(missing, workers), (stored_size,), workers,
+                                         lambda n: None) for n in chunk]
     stats = [plan["stats"][p] for p in missing]
     return pd.DataFrame({"path": missing, "size": [s for s, _ in stats], "mtime_ns": [m for _, m in stats],
-                         "height": [h for h, _ in shapes], "width": [w for _, w in shapes]})
+                         "nbytes": nbytes, "height": 0, "width": 0})
 
 
 def _kept_rows(old_index, plan: dict[str, Any], room: int):
@@ -473,8 +518,8 @@ def _write_store(key_dir: Path, old_store: Path | None, index, n_kept: int, stor
     """Write pixels and index into a temporary folder, rename it to ``store-<id>``; (store, images that failed).
 
     The first ``n_kept`` rows are copied from ``old_store`` (column ``old_offset``); the others are
-    decoded. An image that fails gets shape 0 x 0 in the index: reading it decodes it again, which
-    raises the error naming the file, as an uncached run would.
+    decoded and get their shape. An image that fails keeps shape 0 x 0 in the index: reading it
+    decodes it again, which raises the error naming the file, as an uncached run would.
     """
     store_id = uuid.uuid4().hex[:12]
     tmp = key_dir / f".tmp-store-{store_id}"
@@ -486,26 +531,31 @@ def _write_store(key_dir: Path, old_store: Path | None, index, n_kept: int, stor
         if n_kept:
             _copy_rows(old_store / PIXELS_FILE, pixels, index.iloc[:n_kept])
         new = index.iloc[n_kept:]
-        todo = [(p, int(o), int(h), int(w))
-                for p, o, h, w in zip(new["path"], new["offset"], new["height"], new["width"], strict=True) if h > 0]
-        errors = _decode_into(pixels, todo, stored_size, workers, progress)
-        failed = set(new["path"][new["height"] == 0]) | {p for (p, *_), e in zip(todo, errors, strict=True) if e}
+        rows = [(r, (p, int(o), int(n))) for r, p, o, n in zip(new.index, new["path"], new["offset"], new["nbytes"],
+                                                               strict=True) if n > 0]
+        results = _decode_into(pixels, [item for _, item in rows], stored_size, workers, progress)
+        errors = [e for e in results if isinstance(e, str)]
+        done = [(r, shape) for (r, _), shape in zip(rows, results, strict=True) if not isinstance(shape, str)]
+        if done:
+            at = [r for r, _ in done]
+            index.loc[at, "height"] = [h for _, (h, _) in done]
+            index.loc[at, "width"] = [w for _, (_, w) in done]
+        failed = int((new["nbytes"] == 0).sum()) + len(errors)
         if failed:
             log.warning("Decoded-image cache: %d image(s) could not be decoded and will fail when read, e.g. %s",
-                        len(failed), next((e for e in errors if e), sorted(failed)[0]))
-            index.loc[index["path"].isin(failed), ["height", "width"]] = 0
+                        failed, errors[0] if errors else "an image whose header cannot be read")
         index.drop(columns=["old_offset"], errors="ignore").to_parquet(tmp / INDEX_FILE, index=False)
         store = key_dir / f"store-{store_id}"
         os.replace(tmp, store)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return store, len(failed)
+    return store, failed
 
 
-def _decode_into(pixels: Path, todo: list[tuple[str, int, int, int]], stored_size: int, workers: int,
-                 progress: Progress | None) -> list[str | None]:
-    """Decode every (path, offset, h, w) into the pixels file in worker processes; per item None or the error."""
+def _decode_into(pixels: Path, todo: list[tuple[str, int, int]], stored_size: int, workers: int,
+                 progress: Progress | None) -> list[tuple[int, int] | str]:
+    """Decode every (path, offset, nbytes) into the pixels file in worker processes; per item (H, W) or the error."""
     done = 0
 
     def advance(n: int) -> None:

@@ -114,6 +114,22 @@ def test_cache_returns_the_pixels_of_decoding_and_resizing(varied_images, worksp
     assert cache.paths == [os.path.abspath(p) for p in varied_images]
 
 
+def test_a_large_jpeg_is_decoded_at_a_reduced_scale_with_the_same_result_cached_or_not(tmp_path, workspace):
+    path = tmp_path / "large.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 8  # shown rotated: the shape comes from the full size, turned
+    yy, xx = np.mgrid[0:300, 0:400]
+    smooth = np.stack([xx * 255 // 399, yy * 255 // 299, (xx + yy) * 255 // 698], axis=-1)  # photo-like gradients
+    noisy = smooth + np.random.default_rng(9).normal(0, 6, smooth.shape)
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path, quality=90, exif=exif)
+    cache = build_decoded_cache([path], S, workspace=workspace, workers=1)
+    assert cache[0].shape == (43, 32, 3)  # 400 x 300 upright is 300 wide: shorter side 32, longer 400 * 32 / 300
+    np.testing.assert_array_equal(cache[0], load_resized(path, S))
+    full = resize_for_cache(load_rgb(path), S)  # full decode then shrink: the DCT-scaled decode is close to it
+    assert full.shape == cache[0].shape
+    assert np.abs(full.astype(int) - cache[0].astype(int)).mean() < 3
+
+
 def test_second_build_decodes_nothing_and_one_change_decodes_one(many_images, workspace):
     calls: list[tuple[int, int]] = []
     first = build_decoded_cache(many_images, S, workspace=workspace, workers=2, progress=lambda d, t: calls.append((d, t)))
