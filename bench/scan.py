@@ -68,8 +68,9 @@ def make_images(folder: Path, n: int) -> list[str]:
         d = folder / "train" / f"class_{i % CLASSES}"
         d.mkdir(parents=True, exist_ok=True)
         jobs.append((str(d / f"img_{i:05d}.jpg"), i))
+    todo = [job for job in jobs if not Path(job[0]).is_file()]  # --out DIR --keep: generated once
     with ProcessPoolExecutor() as pool:
-        list(pool.map(_write_image, jobs, chunksize=32))
+        list(pool.map(_write_image, todo, chunksize=32))
     return [p for p, _ in jobs]
 
 
@@ -80,7 +81,8 @@ def add_copies(folder: Path, paths: list[str], total: int) -> list[str]:
     while len(out) < total:
         src = paths[k % len(paths)]
         dst = Path(src).with_name(f"copy{k // len(paths)}_{Path(src).name}")
-        shutil.copyfile(src, dst)
+        if not dst.is_file():
+            shutil.copyfile(src, dst)
         out.append(str(dst))
         k += 1
     return out
@@ -170,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="scan-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     print(f"Machine: {machine()}")
+    for stale in [*folder.glob("cache*.parquet"), folder / "workspace"]:  # a kept folder: cold means cold
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
     try:
         paths, gen_s = timed(lambda: make_images(folder, args.images))
         size_mb = sum(os.path.getsize(p) for p in paths) / 1e6
@@ -195,26 +199,29 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Engine cold scan, {workers} processes: {n:,} images in {cold_s:.2f} s = {cold_rate:,.0f} images/s "
               f"({cold_rate / base_rate:.1f}x the baseline); {cold_cpu:.2f} CPU-s = {n / cold_cpu:,.0f} images per "
               f"CPU-second ({n / cold_cpu / base_cpu_rate:.1f}x)")
-        (_, again), warm_s = timed(lambda: scan_images(paths, cache_path=cache, workers=workers))
+        (_, again), warm_s, warm_cpu = timed_cpu(lambda: scan_images(paths, cache_path=cache, workers=workers))
         assert again == 0, f"the cached scan re-read {again} files"
-        print(f"Engine cached scan: {len(paths):,} images in {warm_s:.3f} s ({again} re-read)")
+        print(f"Engine cached scan: {len(paths):,} images in {warm_s:.3f} s ({warm_cpu:.3f} CPU-s, {again} re-read)")
 
         if args.cached_images > len(paths):
             many = add_copies(folder, paths, args.cached_images)
             big_cache = folder / "cache-big.parquet"
             (_, n_big), big_cold_s = timed(lambda: scan_images(many, cache_path=big_cache, workers=workers))
             print(f"Engine cold scan at {len(many):,} files: {big_cold_s:.1f} s = {n_big / big_cold_s:,.0f} images/s")
-            (_, again), big_warm_s = timed(lambda: scan_images(many, cache_path=big_cache, workers=workers))
+            (_, again), big_warm_s, big_warm_cpu = timed_cpu(
+                lambda: scan_images(many, cache_path=big_cache, workers=workers))
             assert again == 0
-            print(f"Engine cached scan at {len(many):,} files: {big_warm_s:.3f} s")
+            print(f"Engine cached scan at {len(many):,} files: {big_warm_s:.3f} s ({big_warm_cpu:.3f} CPU-s)")
             dataset = open_dataset(folder)  # folder layout: train/class_k/
             workspace = folder / "workspace"
             scan_dataset(dataset, workspace=workspace, workers=workers)
-            result, ds_warm_s = timed(lambda: scan_dataset(dataset, workspace=workspace, workers=workers))
+            result, ds_warm_s, ds_warm_cpu = timed_cpu(
+                lambda: scan_dataset(dataset, workspace=workspace, workers=workers))
             kinds = {}
             for p in result.problems:
                 kinds[p.kind] = kinds.get(p.kind, 0) + 1
-            print(f"scan_dataset cached at {len(result.table):,} images (join + problem search): {ds_warm_s:.3f} s; "
+            print(f"scan_dataset cached at {len(result.table):,} images (join + problem search): {ds_warm_s:.3f} s "
+                  f"({ds_warm_cpu:.3f} CPU-s); "
                   f"problems {kinds}")
     finally:
         if not args.keep and not args.out:

@@ -168,7 +168,7 @@ def _mode_note(mode, depth) -> str | None:
         return None
     deep = not pd.isna(depth) and int(depth) > 8
     if mode in PLAIN_MODES:
-        return f"has {int(depth)}-bit samples; they are scaled to 8 bits (divided by 257) when decoded" if deep else None
+        return f"has {int(depth)}-bit samples; only their high 8 bits are kept when decoded" if deep else None
     if mode.startswith("I;16"):
         return _MODE_NOTES["I;16"]
     note = _MODE_NOTES.get(mode, f"is in the unusual mode {mode!r}; it is converted to RGB when decoded")

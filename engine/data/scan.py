@@ -28,6 +28,7 @@ import sys
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -163,12 +164,18 @@ def _scan_files(paths: list[str], workers: int, report: Callable[[int], None]) -
     size = int(min(256, max(8, len(paths) // (workers * 8))))
     chunks = [paths[i:i + size] for i in range(0, len(paths), size)]
     results: list[list[dict] | None] = [None] * len(chunks)
-    with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_pool_context()) as pool:
-        futures = {pool.submit(_scan_chunk, chunk): k for k, chunk in enumerate(chunks)}
-        for fut in as_completed(futures):
-            k = futures[fut]
-            results[k] = fut.result()
-            report(len(chunks[k]))
+    try:
+        with ProcessPoolExecutor(max_workers=min(workers, len(chunks)), mp_context=_pool_context()) as pool:
+            futures = {pool.submit(_scan_chunk, chunk): k for k, chunk in enumerate(chunks)}
+            for fut in as_completed(futures):
+                k = futures[fut]
+                results[k] = fut.result()
+                report(len(chunks[k]))
+    except BrokenProcessPool as e:  # a worker was killed (out of memory on a huge image, or a crash)
+        raise DatasetError(
+            f"A process reading images died ({e}); most often the machine ran out of memory on a very large "
+            "image. Scan again with fewer workers (--workers 1), or remove the largest images."
+        ) from e
     return [row for chunk in results for row in chunk]
 
 

@@ -119,7 +119,3 @@ def test_scan_bad_input_exits_2_with_a_message(args, message, demo_spec_path, tm
     assert out.stderr.startswith("error: ") and message in out.stderr
     assert "Traceback" not in out.stderr
 
-
-def test_help_lists_scan():
-    out = subprocess.run([sys.executable, "-m", "engine", "--help"], capture_output=True, text=True, cwd=REPO)
-    assert "scan" in out.stdout

@@ -211,3 +211,20 @@ def test_scan_dataset_problems_include_the_datasets_own(tmp_path):
     kinds = [p.kind for p in result.problems]
     assert kinds[: len(dataset.problems)] == [p.kind for p in dataset.problems] == ["not_image"]
     assert "conflicting_labels" in kinds and "exact_duplicate" in kinds
+
+
+def _worker_dies(paths):
+    os._exit(3)
+
+
+def test_a_dying_worker_becomes_a_clear_error(tmp_path, monkeypatch):
+    import engine.data.scan as scan_module
+    from engine.errors import DatasetError
+
+    paths = []
+    for i in range(60):
+        (tmp_path / f"{i}.png").write_bytes(b"x")
+        paths.append(str(tmp_path / f"{i}.png"))
+    monkeypatch.setattr(scan_module, "_scan_chunk", _worker_dies)
+    with pytest.raises(DatasetError, match="A process reading images died"):
+        scan_images(paths, workers=2)
