@@ -108,9 +108,11 @@ def test_corrupt_and_truncated_files_get_an_error_not_an_exception(rows, name):
         assert "cannot be opened as an image" in row["error"]
 
 
-def test_missing_file_gets_an_error(tmp_path):
-    table, _ = scan_images([str(tmp_path / "gone.png")], workers=1)
+def test_missing_and_unreadable_files_get_an_error(tmp_path):
+    (tmp_path / "folder.png").mkdir()  # exists, but cannot be read as a file (chmod 000 cannot stop root)
+    table, _ = scan_images([str(tmp_path / "gone.png"), str(tmp_path / "folder.png")], workers=1)
     assert "does not exist" in table.loc[0, "error"]
+    assert table.loc[1, "error"].startswith("cannot be read (IsADirectoryError")
 
 
 def test_thumbnail_of_16_bit_and_palette_images(forms):
