@@ -40,12 +40,13 @@ from engine.errors import EngineError
 from studio import state
 from studio.loaders import encode_thumbnail, load_dataset_cached, mtime
 
+# preset -> (label, what it holds)
 START_CHOICES = {
-    "light": "Light — random crop + flip",
-    "medium": "Medium — + shift/rotate, colour, cutout",
-    "heavy": "Heavy — + more geometry, colour, blur / noise, grey",
-    "none": "None — resize only",
-    "empty": "Empty pipeline",
+    "light": ("Light", "random resized crop + horizontal flip"),
+    "medium": ("Medium", "light + shift / zoom / rotate, brightness / contrast / hue, cutout"),
+    "heavy": ("Heavy", "medium, stronger, + vertical flip, blur or noise, grey, more cutout"),
+    "none": ("None", "resize only"),
+    "empty": ("Empty", "no transform at all"),
 }
 TABS = ("Use for training · export", "Raw YAML", "Test-time views")
 MODES = ("Grid: images × draws", "One image, many draws")
@@ -130,23 +131,27 @@ def message_ui(area: str) -> None:
 # --- start from a preset --------------------------------------------------------------------------------
 def start_ui() -> tuple[str, int]:
     """Preset picker and the training image size; returns (choice, image size)."""
-    c1, c2, c3 = st.columns([5, 2, 2], vertical_alignment="bottom")
-    choice = c1.selectbox("Start from", list(START_CHOICES), key=state.AUG_START, format_func=START_CHOICES.get)
-    size = c2.number_input(
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    choice = row.selectbox(
+        "Start from", list(START_CHOICES), key=state.AUG_START, format_func=lambda c: START_CHOICES[c][0]
+    )
+    size = row.number_input(
         "Image size",
         min_value=16,
         max_value=2048,
         step=16,
         key=state.AUG_IMAGE_SIZE,
         help="Side of the square images training sees: presets and new crops / resizes use it.",
+        width=120,
     )
-    c3.button(
+    row.button(
         "Load",
         on_click=_guarded,
         args=("pipeline", _load_start),
         icon=":material/restart_alt:",
         help="Replace the pipeline below with this starting point.",
     )
+    st.caption(f"{START_CHOICES[choice][0]}: {START_CHOICES[choice][1]}.")
     message_ui("pipeline")
     return choice, int(size)
 
@@ -154,7 +159,7 @@ def start_ui() -> tuple[str, int]:
 def _load_start() -> None:
     choice, size = st.session_state[state.AUG_START], int(st.session_state[state.AUG_IMAGE_SIZE])
     _replace(Pipeline() if choice == "empty" else Pipeline.from_spec(preset(choice, size)))
-    _say("pipeline", "success", f"Loaded: {START_CHOICES[choice]}.")
+    _say("pipeline", "success", f"Loaded the {START_CHOICES[choice][0].lower()} starting point.")
 
 
 # --- steps ------------------------------------------------------------------------------------------------
@@ -313,15 +318,15 @@ def _remove(i: int) -> None:
 def add_ui() -> str:
     """Catalogue picker grouped by category plus "Add"; returns the chosen transform name."""
     names = [n for c in CATEGORIES for n in CATALOGUE if CATALOGUE[n].category == c]
-    c1, c2 = st.columns([6, 2], vertical_alignment="bottom")
-    name = c1.selectbox(
+    row = st.container(horizontal=True, vertical_alignment="bottom")
+    name = row.selectbox(
         "Add a transform",
         names,
         key=state.AUG_ADD,
         format_func=lambda n: f"{CATALOGUE[n].category.capitalize()} · {n} — {CATALOGUE[n].description}",
         help="The catalogue holds the transforms competitors use most; anything else goes in the raw YAML.",
     )
-    c2.button("Add", icon=":material/add:", on_click=_guarded, args=("pipeline", _add), width="stretch")
+    row.button("Add", icon=":material/add:", on_click=_guarded, args=("pipeline", _add))
     return name
 
 

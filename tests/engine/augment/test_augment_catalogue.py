@@ -14,7 +14,7 @@ from engine.augment import CATALOGUE, CATEGORIES, Pipeline, default_params, list
 from engine.augment.catalogue import PARAM_KINDS
 from engine.errors import ConfigError
 
-pytestmark = pytest.mark.filterwarnings("ignore:Argument.*are not valid for transform RGBShift")
+pytestmark = pytest.mark.filterwarnings("ignore:Argument.*are not valid for transform (RGBShift|PadIfNeeded)")
 
 IMAGE = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
 NAMES = list(CATALOGUE)
