@@ -239,7 +239,7 @@ def _step_ui(i: int, step, count: int) -> tuple[float, dict[str, Any]]:
     )
     values: dict[str, Any] = {}
     if entry is None:
-        st.caption("Not in the catalogue: edit its parameters in the raw YAML (below the preview).")
+        st.caption("Not in the catalogue: edit its parameters in the *Raw YAML* tab below the preview.")
         if step.params:
             with st.expander("Parameters"):
                 st.json(step.params, expanded=True)
