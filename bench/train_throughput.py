@@ -277,8 +277,11 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=max(1, min(8, (os.cpu_count() or 2) - 1)))
     p.add_argument("--batches", type=int, default=12, help="timed batches per measurement")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     p.add_argument("--write-docs", action="store_true", help="add the row to docs/BENCHMARKS.md")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     result = measure(args)
     print(json.dumps(result, indent=2))
     print(HEADER)

@@ -66,8 +66,9 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
                 device: str | None = None, batch_size: int | None = None) -> None:
     """Re-predict a run's folds (default: every fold with weights) with ``views``, without retraining.
 
-    Replaces the fold's prediction files, and records the views in the run's config (``tta_views``)
-    so the config keeps describing the predictions on disk.
+    Replaces the folds' prediction files. When every fold with weights was re-predicted, the views
+    also become the run's ``tta_views`` (config.yaml), so the config keeps describing the predictions
+    on disk and folds trained later predict the same views.
     """
     from engine.io import atomic_write_text
     from engine.runs.store import CONFIG_FILE, weights_path
@@ -85,4 +86,5 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
     for fold in folds:
         model, _ = load_fold_model(run_dir, fold, device=ctx.device)
         predict_fold(ctx, model, fold, views, batch_size=batch_size)
-    atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_yaml(ctx.cfg.model_copy(update={"tta_views": views})))
+    if set(folds) >= {f for f in all_folds if weights_path(run_dir, f).is_file()}:
+        atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_yaml(ctx.cfg.model_copy(update={"tta_views": views})))

@@ -25,7 +25,7 @@ def tiny_config_dict(spec_path, **sections) -> dict:
     return data
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_torch_thread():
     """Tiny models at 32 px gain nothing from intra-op threads, and on a busy 2-core runner OpenMP's
     spin-waiting made two threads 40x slower than one (measured: 123 s vs 3 s for 8 steps)."""

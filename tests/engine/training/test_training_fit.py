@@ -108,6 +108,9 @@ def test_predict_run_repredicts_with_other_views(three_fold_run, tmp_path):
     cols = [c for c in again.columns if c.startswith("logit_")]
     np.testing.assert_allclose(again[cols].to_numpy(), identity[cols].to_numpy(), rtol=1e-4, atol=1e-4)
     assert not np.allclose(holdout.loc[holdout["view"] == "rot90", cols].to_numpy(), again[cols].to_numpy())
+    predict_run(run_dir, ["transpose"], folds=[0])  # one fold only: the config keeps describing the others
+    assert read_config(run_dir).tta_views == ["identity", "vflip", "rot90"]
+    assert set(read_predictions(run_dir, "oof", folds=[0])["view"]) == {"transpose"}
 
 
 def test_predict_run_without_weights_is_refused(tmp_path, tiny_config):
