@@ -367,6 +367,10 @@ def _predict(args) -> int:
 def _run_job(args) -> int:
     from engine.jobs.runner import EXIT_CANCELLED, EXIT_DONE, EXIT_FAILED, run_job, run_worker
 
+    # train.log gets timestamps (stdout / stderr of the job go there)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
     if args.worker:
         return run_worker(args.run_dir, device=args.device, device_name=args.device_name, lock_file=args.lock_file)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None

@@ -27,6 +27,7 @@ from engine.jobs.liveness import ACTIVE_STATES, effective_status, now_iso, pid_a
 from engine.jobs.runner import JOB_ENV, unfinished_folds
 
 CANCEL_TIMEOUT_S = 30.0
+_CHILDREN: list[subprocess.Popen] = []  # jobs started by this process (any launcher instance), until reaped
 
 
 class Launcher(ABC):
@@ -82,11 +83,11 @@ class LocalLauncher(Launcher):
     def __init__(self, workspace: str | os.PathLike | None = None, *, python: str | None = None) -> None:
         super().__init__(workspace)
         self.python = python or sys.executable
-        self._children: list[subprocess.Popen] = []
 
-    def _reap(self) -> None:
-        """Collect our finished children so they do not linger as zombies."""
-        self._children = [p for p in self._children if p.poll() is None]
+    @staticmethod
+    def _reap() -> None:
+        """Collect finished jobs this process started, so they do not linger as zombies."""
+        _CHILDREN[:] = [p for p in _CHILDREN if p.poll() is None]
 
     def job_command(self, run_dir: Path, *, folds: Sequence[int] | None = None,
                     devices: Sequence[str] | None = None) -> list[str]:
@@ -125,7 +126,7 @@ class LocalLauncher(Launcher):
             proc = subprocess.Popen(self.job_command(run_dir, folds=folds, devices=devices),
                                     env=self.job_env(run_dir), stdin=subprocess.DEVNULL, stdout=log_file,
                                     stderr=subprocess.STDOUT, start_new_session=True)
-        self._children.append(proc)
+        _CHILDREN.append(proc)
         # The job writes the same pid itself; writing it now closes the window in which it looks unstarted.
         update_status(run_dir, pid=proc.pid, pgid=proc.pid, updated_at=now_iso())
         return effective_status(run_dir)

@@ -245,6 +245,7 @@ def _finish(run_dir: Path, state: str, error: str | None = None, **fields) -> No
         return
     if state == "cancelled":
         _mark_unfinished_folds(run_dir, "cancelled")
+    log.info("%s: %s%s", run_dir.name, state, f" ({error})" if error else "")
     update_status(run_dir, state=state, finished_at=now_iso(), updated_at=now_iso(), error=error, message=None,
                   **fields)
 
@@ -292,9 +293,7 @@ def run_job(run_dir: str | os.PathLike, *, folds: Sequence[int] | None = None, d
                 return _run_single(run_dir, folds=folds, candidates=candidates, stop=stop, progress=progress)
             except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised for KeyboardInterrupt / SystemExit
                 state, error = _outcome(exc, stop, run_dir) if isinstance(exc, Exception) else ("cancelled", None)
-                if state == "cancelled":
-                    log.info("%s: cancelled (%s)", run_dir.name, stop.reason or exc)
-                else:
+                if state != "cancelled":
                     log.exception("%s: training failed", run_dir.name)
                 _finish(run_dir, state, error)
                 if not isinstance(exc, Exception):

@@ -85,7 +85,7 @@ def test_bad_config_is_refused_with_exit_2_before_anything_is_written(workspace,
     assert not any((workspace / "runs").glob("*")), "a refused config wrote a run"
 
 
-def test_train_detach_cancel_resume_status_runs_predict(workspace, tmp_path, demo_spec_path):
+def test_train_detach_cancel_resume_status_runs_predict(workspace, tmp_path, demo_spec_path, capsys):
     from engine.jobs.devices import device_lock
 
     config = write_config(tmp_path / "run.yaml", demo_spec_path)
@@ -128,10 +128,15 @@ def test_train_detach_cancel_resume_status_runs_predict(workspace, tmp_path, dem
     views = pd.read_parquet(run_dir / "predictions" / "fold0_oof.parquet")["view"]
     assert set(views) == {"identity", "hflip"}
 
-    out = cli("resume", run_id, "--workspace", str(workspace))
-    assert out.returncode == 2 and "nothing to resume" in out.stderr
-    out = cli("predict", run_id, "--tta", "sideways", "--workspace", str(workspace))
-    assert out.returncode == 2 and "sideways" in out.stderr
+    # refusals, in-process (same code path, no interpreter start)
+    from engine.cli import main
+
+    assert main(["resume", run_id, "--workspace", str(workspace)]) == 2
+    assert "nothing to resume" in capsys.readouterr().err
+    assert main(["cancel", run_id, "--workspace", str(workspace)]) == 2
+    assert "not running (state: done)" in capsys.readouterr().err
+    assert main(["predict", run_id, "--tta", "identity,sideways", "--workspace", str(workspace)]) == 2
+    assert "sideways" in capsys.readouterr().err
 
 
 def test_train_in_the_foreground_prints_the_ids_and_records_the_run(workspace, tmp_path, demo_spec_path, capsys):

@@ -76,7 +76,7 @@ def test_queue_kill_resume(workspace, demo_spec_path):
     assert sorted(metrics.groupby("fold").size().items()) == [(0, 1), (1, 1)]
     status = read_status(run_a)
     assert status["error"] is None and status["finished_at"] and status["progress"] == 1.0
-    assert not _group_members(status["pgid"])
+    wait_for(lambda: not _group_members(status["pgid"]), "A's job to exit", run_dirs=both)
 
 
 def test_cancel_stops_the_job_and_its_dataloader_workers_at_a_batch_boundary(workspace, demo_spec_path):
@@ -100,7 +100,8 @@ def test_folds_spread_over_two_worker_processes(workspace, demo_spec_path):
     """With two devices (two CPU slots stand in for two GPUs) each worker process takes a fold."""
     (run_dir,) = create_runs(load_run_configs(tiny_config(demo_spec_path)), workspace=workspace)
     LocalLauncher(workspace).submit(run_dir, devices=["cpu", "cpu"])
-    wait_for(lambda: _state(run_dir) in ("done", "failed", "cancelled"), "the spread run to end", run_dirs=[run_dir])
+    pgid = read_status(run_dir)["pgid"]
+    wait_for(lambda: not _group_members(pgid), "the coordinator and its workers to exit", run_dirs=[run_dir])
     status = read_status(run_dir)
     assert status["state"] == "done", status
     assert status["device"] == "cpu,cpu"

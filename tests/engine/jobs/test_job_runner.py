@@ -12,6 +12,8 @@ import signal
 import threading
 import time
 
+import pytest
+
 from engine.jobs import runner
 from engine.jobs.devices import device_lock
 from engine.jobs.liveness import seconds_since
@@ -114,3 +116,19 @@ def test_run_folds_reads_the_split(fake_run, monkeypatch):
     assert runner.run_folds(fake_run) == [0, 1, 2]
     monkeypatch.setattr("engine.runs.store.fold_is_complete", lambda run_dir, fold: fold == 0)
     assert runner.unfinished_folds(fake_run) == [1, 2]
+
+
+def test_a_gpu_worker_is_pinned_to_its_gpu(fake_run, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    cmd, env = runner._worker_command(fake_run, "cuda:1", device_lock(fake_run, "cuda:1"))
+    assert env["CUDA_VISIBLE_DEVICES"] == "5"  # the second visible GPU, whatever the machine numbers it
+    assert cmd[cmd.index("--device") + 1] == "cuda:0" and cmd[cmd.index("--device-name") + 1] == "cuda:1"
+    assert cmd[cmd.index("--lock-file") + 1].endswith("locks/cuda-5.lock")  # the same lock a one-GPU job takes
+    assert env["HF_HUB_OFFLINE"] == "1"
+
+
+@pytest.mark.skipif(not __import__("torch").cuda.is_available(), reason="needs a CUDA GPU")
+def test_auto_picks_a_gpu_when_there_is_one():
+    from engine.jobs.devices import resolve_devices
+
+    assert resolve_devices("auto")[0] == "cuda:0"
