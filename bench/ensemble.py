@@ -1,0 +1,207 @@
+"""Benchmark of the ensemble analysis against the obvious implementation, in one run.
+
+Three workloads on synthetic predictions shaped like fold models of one competition (see
+``synthetic``): single models about 88% accurate, agreeing with each other on about 87% of samples.
+
+1. exhaustive search: every subset of 12 models x 100,000 samples x 10 classes, soft and hard voting,
+   accuracy and macro-F1 of each (8,190 ensembles);
+2. greedy selection with replacement (Caruana et al., 2004) over 50 models, 50 steps, soft voting;
+3. paired bootstrap: 1,000 resamples of 100,000 samples (accuracy, macro-F1, log loss).
+
+The baseline is the naive implementation: a Python loop that builds each ensemble (or resample)
+with numpy and scores it with scikit-learn. It would take minutes, so a subset of its loop is timed
+and extrapolated (the table says which); the fast and naive results are checked equal on that subset.
+
+    python bench/ensemble.py            # print the table
+    python bench/ensemble.py --write    # also refresh the <!-- ensemble --> section of docs/BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, log_loss
+
+from engine.analysis.bootstrap import paired_bootstrap
+from engine.analysis.ensemble import _subsets, exhaustive_search, greedy_selection
+from engine.analysis.load import Member, PredictionSet
+from engine.analysis.metrics import softmax
+from engine.analysis.voting import hard_vote
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
+MARKER = "<!-- ensemble -->"
+
+
+def synthetic(n_models: int, n_samples: int = 100_000, n_classes: int = 10, seed: int = 0) -> PredictionSet:
+    """Logits ``3 * (3.2 * onehot(y) + shared + 0.5 * own)``: a shared per-sample difficulty (N(0, 1) per
+    class) that every model sees, plus each model's own noise — correlated models, as fold models are."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, n_classes, n_samples)
+    shared = rng.normal(size=(n_samples, n_classes)).astype(np.float32)
+    signal = np.float32(3.2) * np.eye(n_classes, dtype=np.float32)[y]
+    logits = np.empty((n_models, n_samples, n_classes), dtype=np.float32)
+    for m in range(n_models):
+        logits[m] = 3.0 * (signal + shared + 0.5 * rng.normal(size=(n_samples, n_classes)).astype(np.float32))
+    members = [Member("bench", m, "identity") for m in range(n_models)]
+    return PredictionSet("holdout", logits, members, np.arange(n_samples).astype(str).astype(object), y,
+                         [str(c) for c in range(n_classes)])
+
+
+def timed(fn) -> tuple[tuple[float, float], object]:
+    """``((wall seconds, process CPU seconds of all threads), fn())``."""
+    start, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return (time.perf_counter() - start, time.process_time() - cpu), out
+
+
+def row(name: str, fast: tuple[float, float], naive: tuple[float, float], scale: float, note: str, data: str) -> dict:
+    """A table row; the naive times measured on a subset are scaled by ``scale`` to the whole workload."""
+    return {"name": name, "fast": fast[0], "fast_cpu": fast[1], "naive": naive[0] * scale,
+            "naive_cpu": naive[1] * scale, "naive_note": f"{note} timed ({naive[0]:.1f} s), x{scale:.1f}", "data": data}
+
+
+def describe(preds: PredictionSet) -> str:
+    labels = np.argmax(preds.logits, axis=2)
+    acc = (labels == preds.labels).mean(axis=1)
+    agree = np.mean([(labels[i] == labels[j]).mean() for i in range(len(labels)) for j in range(i)])
+    return f"single accuracy {acc.mean():.3f}, pairwise agreement {agree:.3f}"
+
+
+def bench_exhaustive(naive_subsets: int) -> dict:
+    preds = synthetic(12)
+    fast_s, table = timed(lambda: exhaustive_search(preds))
+    proba = softmax(preds.logits)
+    codes, masks = _subsets(12)
+    rng = np.random.default_rng(1)
+    pick = rng.choice(len(masks), naive_subsets, replace=False)
+
+    def naive():
+        rows = []
+        for i in pick:
+            members = np.flatnonzero(masks[i])
+            soft = proba[members].mean(axis=0).argmax(axis=1)
+            hard = hard_vote(proba[members].argmax(axis=2), 10)
+            rows.append([(accuracy_score(preds.labels, p), f1_score(preds.labels, p, average="macro"))
+                         for p in (soft, hard)])
+        return np.array(rows)
+
+    naive_s, naive_rows = timed(naive)
+    fast = table.set_index(["voting", table["member_index"].map(tuple)])
+    for (soft_row, hard_row), i in zip(naive_rows, pick, strict=True):
+        key = tuple(np.flatnonzero(masks[i]).tolist())
+        assert np.allclose(fast.loc[("soft", key), ["accuracy", "macro_f1"]].to_numpy(float), soft_row, atol=1e-9)
+        assert np.allclose(fast.loc[("hard", key), ["accuracy", "macro_f1"]].to_numpy(float), hard_row, atol=1e-9)
+    total = len(masks)
+    return row("Exhaustive search, 12 models x 100k samples x 10 classes, soft + hard (8,190 ensembles)", fast_s,
+               naive_s, total / naive_subsets, f"{naive_subsets} of {total} subsets (both votings)", describe(preds))
+
+
+def bench_greedy(naive_steps: int) -> dict:
+    preds = synthetic(50, seed=2)
+    fast_s, result = timed(lambda: greedy_selection(preds, voting="soft", metric="accuracy", n_steps=50))
+    proba = softmax(preds.logits)
+
+    def naive():
+        singles = [accuracy_score(preds.labels, p.argmax(axis=1)) for p in proba]
+        weights = np.zeros(50)
+        weights[int(np.argmax(singles))] = 1
+        total = proba[int(np.argmax(singles))].copy()
+        picked = []
+        for _ in range(naive_steps):
+            scores = [accuracy_score(preds.labels, (total + proba[m]).argmax(axis=1)) for m in range(50)]
+            best = int(np.argmax(scores))
+            total += proba[best]
+            picked.append(best)
+        return picked
+
+    naive_s, picked = timed(naive)
+    added = result.history["added"].tolist()[1:naive_steps + 1]
+    assert [preds.members[i].label for i in picked] == added, (picked, added)
+    return row("Greedy selection with replacement, 50 models x 100k x 10, 50 steps (soft, accuracy)", fast_s, naive_s,
+               50 / naive_steps, f"{naive_steps} of 50 steps", describe(preds))
+
+
+def _naive_bootstrap(y, a, b, score, resamples: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(resamples):
+        idx = rng.integers(0, len(y), len(y))
+        diffs.append(score(y[idx], a[idx]) - score(y[idx], b[idx]))
+    return np.array(diffs)
+
+
+def bench_bootstrap(naive_resamples: int) -> list[dict]:
+    preds = synthetic(2, seed=3)
+    y = preds.labels
+    pa, pb = softmax(preds.logits[0]), softmax(preds.logits[1])
+    la, lb = pa.argmax(axis=1), pb.argmax(axis=1)
+    rows = []
+    for metric, a, b, score in (("accuracy", la, lb, accuracy_score),
+                                ("macro_f1", la, lb, lambda t, p: f1_score(t, p, average="macro")),
+                                ("log_loss", pa, pb, lambda t, p: log_loss(t, p, labels=range(10)))):
+        fast_s, res = timed(partial(paired_bootstrap, y, a, b, metric=metric, n_classes=10, n_resamples=1000, seed=0))
+        naive_s, diffs = timed(partial(_naive_bootstrap, y, a, b, score, naive_resamples))
+        assert abs(np.mean(diffs) - res.diff) < 4 * np.std(diffs) + 1e-9  # same distribution, loosely
+        rows.append(row(f"Paired bootstrap, 1,000 resamples x 100k samples, {metric}", fast_s, naive_s,
+                        1000 / naive_resamples, f"{naive_resamples} of 1,000 resamples",
+                        f"interval {res.diff:+.4f} [{res.diff_range[0]:+.4f}, {res.diff_range[1]:+.4f}]"))
+    return rows
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return f"{cpu}, {cores} cores usable, load average {load:.1f} at the start; numpy {np.__version__}"
+
+
+def table(rows: list[dict], where: str) -> str:
+    lines = [f"Machine: {where}. Run: `python bench/ensemble.py`. Wall-clock seconds, process CPU seconds "
+             "(all threads) in brackets; the ratio is of wall-clock times measured in the same run.", "",
+             "| workload | fast | naive (sklearn loop) | ratio | naive measured as | data |",
+             "|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['fast']:.2f} s ({r['fast_cpu']:.2f}) | {r['naive']:.0f} s "
+                     f"({r['naive_cpu']:.0f}) | {r['naive'] / r['fast']:.0f}x | {r['naive_note']} | {r['data']} |")
+    return "\n".join(lines)
+
+
+def write_docs(text: str) -> None:
+    doc = DOCS.read_text(encoding="utf-8")
+    start = doc.index(MARKER) + len(MARKER)
+    end = doc.find("\n## ", start)
+    end = len(doc) if end < 0 else end
+    DOCS.write_text(doc[:start] + "\n\n" + text + "\n" + doc[end:], encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--write", action="store_true", help="refresh the ensemble section of docs/BENCHMARKS.md")
+    parser.add_argument("--naive-subsets", type=int, default=40, help="exhaustive: naive subsets timed")
+    parser.add_argument("--naive-steps", type=int, default=2, help="greedy: naive steps timed")
+    parser.add_argument("--naive-resamples", type=int, default=20, help="bootstrap: naive resamples timed")
+    parser.add_argument("--machine", default=None, help="machine description for the table (default: detected)")
+    args = parser.parse_args()
+    where = args.machine or machine()
+    rows = [bench_exhaustive(args.naive_subsets), bench_greedy(args.naive_steps), *bench_bootstrap(args.naive_resamples)]
+    text = table(rows, where)
+    print(text)
+    if args.write:
+        write_docs(text)
+
+
+if __name__ == "__main__":
+    main()
