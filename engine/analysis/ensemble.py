@@ -16,13 +16,15 @@ Scores are measured on the same samples the search chooses on, so the winner's s
 the interval says whether its gain over the best single member is distinguishable from noise there.
 
 How it stays fast (:class:`VoteTable`): a vote is a weighted sum over members of per-class values
-(probabilities, or one-hot labels for hard voting) and the prediction is its argmax. For each sample
-only classes that *can* win under some non-negative weighting matter: a class is dropped when
-another class scores at least as much for every member (and wins the tie), or — for many classes —
-when its best score over members is below another class's worst. Samples left with one candidate
-are decided once; the others are scored for a whole batch of weightings with one matrix product
-``weights (B, members) @ values (members, candidates x samples)``, an argmax over the few candidates,
-and ``bincount`` of per-class counts.
+(probabilities, or one-hot labels for hard voting) and the prediction is its top class. For each
+sample only classes that *can* win under some non-negative weighting matter — for hard voting the
+classes some member predicts; for soft voting those whose best member probability reaches a lower
+bound of the winner's mean probability. Samples left with one candidate are decided once. The others
+are stored as each member's value of every candidate minus the first; a batch of weightings is scored
+with one product ``weights (B, members) @ values (members, candidates x samples)`` (for every subset,
+a subset-sum DP and broadcast adds instead), a pass over the few candidates, and one product of the
+choices with a fixed matrix that turns them into per-class predicted and true-positive counts.
+A greedy step only rescores the samples whose current lead is small enough for one member to change.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import pandas as pd
 
 from engine.analysis.bootstrap import paired_bootstrap
 from engine.analysis.load import PredictionSet
-from engine.analysis.metrics import macro_f1_from_counts, softmax
+from engine.analysis.metrics import macro_f1_from_counts, score, softmax
 from engine.analysis.voting import TIE_TOLERANCE, combine
 from engine.errors import AnalysisError
 
@@ -518,12 +520,10 @@ def search_ensembles(preds: PredictionSet, *, metric: str = "accuracy", voting: 
 
 
 def _score_row(preds: PredictionSet, row: dict) -> tuple[float, float]:
-    from engine.analysis.metrics import accuracy, macro_f1
-
     w = np.zeros(preds.n_members)
     w[list(row["member_index"])] = row["weights"]
-    pred = _labels_of(preds, w, "soft" if row["voting"] == "single" else row["voting"])
-    return accuracy(preds.labels, pred), macro_f1(preds.labels, pred)
+    s = score(preds.labels, y_pred=_labels_of(preds, w, "soft" if row["voting"] == "single" else row["voting"]))
+    return s["accuracy"], s["macro_f1"]
 
 
 def _add_gains(preds, ranking, best_i, metric, top, n_resamples, seed) -> pd.DataFrame:
