@@ -49,13 +49,13 @@ def _make_run(workspace, dataset, **sections) -> object:
 def decode_counter(monkeypatch):
     """Counts the images the cache module decodes in this process (builds of < 32 images stay in-process)."""
     calls = []
-    real = decoded_cache.load_rgb
+    real = decoded_cache.decode_rgb
 
-    def counting(path, **kwargs):
-        calls.append(str(path))
-        return real(path, **kwargs)
+    def counting(img, **kwargs):
+        calls.append(img.filename)
+        return real(img, **kwargs)
 
-    monkeypatch.setattr(decoded_cache, "load_rgb", counting)
+    monkeypatch.setattr(decoded_cache, "decode_rgb", counting)
     return calls
 
 
