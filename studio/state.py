@@ -65,6 +65,19 @@ FOLDS_RUN = "folds_run"  # str: run id compared on the Folds page
 ENSEMBLE_RUNS = "ensemble_runs"  # list[str]: run ids compared on the Ensemble page
 SUBMIT_CHOICE = "submit_choice"  # dict: the combination chosen for a submission (runs, folds, views, voting, tta)
 
+# --- Grad-CAM page (prefix cam_) -----------------------------------------------------------------------
+CAM_MODELS = "cam_models"  # list[str]: labels ("run name · fold k") of the fold models shown side by side
+CAM_SOURCE = "cam_source"  # str: where the images come from (engine.explain.SAMPLE_SOURCES key, or "upload")
+CAM_SUBSET = "cam_subset"  # "holdout" | "oof"
+CAM_COUNT = "cam_count"  # int: images shown
+CAM_SEED = "cam_seed"  # int: the draw of "random per class"
+CAM_UPLOAD = "cam_upload"  # the uploaded image (st.file_uploader)
+CAM_METHOD = "cam_method"  # str: engine.explain method key
+CAM_TARGET = "cam_target"  # "predicted" | "true" | "class"
+CAM_TARGET_CLASS = "cam_target_class"  # str: the class explained when CAM_TARGET == "class"
+CAM_LAYER = "cam_layer"  # str: module name the CAM reads, or "(automatic)"
+CAM_ALPHA = "cam_alpha"  # float: heat-map opacity
+
 MAX_RECENT = 8
 _RECENT_FILE = Path("studio") / "recent_datasets.json"  # under the workspace: survives a studio restart
 

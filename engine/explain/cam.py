@@ -107,7 +107,8 @@ def get_cam_method(method: str) -> CamMethod:
     try:
         return _METHODS[method]
     except (KeyError, TypeError):
-        raise ConfigError(f"The 'method' parameter must be a str among {list(_METHODS)}. Got {method!r} instead.") from None
+        raise ConfigError(f"The 'method' parameter must be a str among {list(_METHODS)}. "
+                          f"Got {method!r} instead.") from None
 
 
 @dataclass(frozen=True)
@@ -275,7 +276,8 @@ def overlay(image: np.ndarray, cam: np.ndarray, *, alpha: float = 0.5) -> np.nda
     """
     image = np.asarray(image)
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ConfigError(f"The 'image' parameter must be an RGB uint8 array (H, W, 3); got {image.dtype} {image.shape}.")
+        raise ConfigError("The 'image' parameter must be an RGB uint8 array (H, W, 3); "
+                          f"got {image.dtype} {image.shape}.")
     if not 0.0 <= alpha <= 1.0:
         raise ConfigError(f"The 'alpha' parameter must be in [0, 1]. Got {alpha!r} instead.")
     cam = np.asarray(cam, dtype=np.float32)

@@ -241,7 +241,8 @@ def list_target_layers(model: nn.Module, input_size: Sequence[int]) -> list[Targ
     maps = []
     for o in outputs:
         name = _display_name(model, o.names, stage_names)
-        if len(o.shape) == 4 and (t := _describe(model, name, o.shape, in_hw)) is not None and t.grid[0] * t.grid[1] > 1:
+        t = _describe(model, name, o.shape, in_hw) if len(o.shape) == 4 else None
+        if t is not None and t.grid[0] * t.grid[1] > 1:
             maps.append((name in stage_names, t))
     if not maps:
         raise _no_layer_error(model, input_size, "no module outputs a spatial feature map larger than 1x1")
@@ -269,7 +270,8 @@ def find_target_layer(model: nn.Module, input_size: Sequence[int], layer: str | 
         raise ConfigError(f"Model {model_name(model)!r} has no module named {layer!r}; pass one of its "
                           f"named_modules(), e.g. {sorted(names)[-3:]}.")
     shapes = {n: o.shape for o in probe_outputs(model, input_size)[0] for n in o.names}
-    found = _describe(model, layer, shapes[layer], (int(input_size[1]), int(input_size[2]))) if layer in shapes else None
+    in_hw = (int(input_size[1]), int(input_size[2]))
+    found = _describe(model, layer, shapes[layer], in_hw) if layer in shapes else None
     if found is None:
         shape = tuple(shapes[layer]) if layer in shapes else "no tensor"
         raise ConfigError(f"Layer {layer!r} of model {model_name(model)!r} outputs {shape}, not a feature map "

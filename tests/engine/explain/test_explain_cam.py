@@ -33,7 +33,8 @@ def test_the_methods_the_studio_promises_are_offered():
 
 
 def test_unknown_method_lists_the_allowed_ones():
-    with pytest.raises(ConfigError, match=r"'method' parameter must be a str among \['gradcam', .*'layercam'.*Got 'gradcma'"):
+    allowed = r"'method' parameter must be a str among \['gradcam', .*'layercam'.*Got 'gradcma'"
+    with pytest.raises(ConfigError, match=allowed):
         compute_cams(nn.Conv2d(3, 3, 1), _images(1), data_config={"input_size": (3, 8, 8), **MEAN_STD},
                      method="gradcma")
 
@@ -114,7 +115,8 @@ def test_explicit_targets_are_used_and_checked():
 def test_bad_images_and_data_config_are_named():
     model = _timm("test_resnet", (64, 64))
     with pytest.raises(ConfigError, match=r"Image 1 must be an RGB uint8 array"):
-        compute_cams(model, [_images(1)[0], np.zeros((8, 8), np.uint8)], data_config={"input_size": (3, 64, 64), **MEAN_STD})
+        compute_cams(model, [_images(1)[0], np.zeros((8, 8), np.uint8)],
+                     data_config={"input_size": (3, 64, 64), **MEAN_STD})
     with pytest.raises(ConfigError, match="'data_config' parameter must hold 'input_size'"):
         compute_cams(model, _images(1), data_config={"mean": (0, 0, 0)})
 
@@ -208,4 +210,5 @@ def test_images_are_prepared_exactly_as_for_prediction():
     cfg = {"input_size": (3, 32, 32), **MEAN_STD}
     images = [_images(1, 40, 40)[0], _images(1, 20, 20, seed=1)[0]]  # one shrunk, one enlarged
     expected = torch.stack([torch.from_numpy(fit_size(img, 32).transpose(2, 0, 1).copy()) for img in images])
-    torch.testing.assert_close(preprocess(images, cfg), DeviceInput(cfg, torch.device("cpu"), channels_last=False)(expected))
+    on_device = DeviceInput(cfg, torch.device("cpu"), channels_last=False)
+    torch.testing.assert_close(preprocess(images, cfg), on_device(expected))
