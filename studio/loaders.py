@@ -8,7 +8,6 @@ derived tables go through ``st.cache_data`` with a hashable ``token`` standing f
 from __future__ import annotations
 
 import io
-import json
 import os
 import threading
 from collections import OrderedDict
@@ -112,9 +111,11 @@ def training_table(token: ScanToken, _dataset: Dataset) -> pd.DataFrame:
     return _dataset.manifest[keep].merge(train, on="sample_id", how="left")
 
 
-@st.cache_data(max_entries=8, show_spinner=False)
+@st.cache_resource(max_entries=8, show_spinner=False)
 def problems_frame(token: ScanToken) -> pd.DataFrame:
-    """Every problem of the scanned dataset (from reading the spec, and found in the scan): kind, path, message."""
+    """Every problem of the scanned dataset (from reading the spec, and found in the scan): kind, path, message.
+
+    Read-only (a resource: a dataset with 10,000 duplicates is not copied on every rerun)."""
     from engine.data.eda import problems_table
 
     return problems_table(cached_scan(token).problems)
@@ -135,7 +136,8 @@ def metadata_crosstab(token: ScanToken, column: str, _dataset: Dataset) -> pd.Da
 
 
 # --- thumbnails -------------------------------------------------------------------------------------
-@st.cache_data(max_entries=5000, show_spinner=False)
+# cache_resource, not cache_data: bytes are immutable, and a hit then costs no copy (a gallery page asks ~100).
+@st.cache_resource(max_entries=5000, show_spinner=False)
 def _thumbnail(path: str, mtime: float, side: int) -> bytes | None:
     try:
         rgb = load_rgb(path, max_side=side)
@@ -163,9 +165,19 @@ def encode_thumbnail(rgb: np.ndarray, side: int) -> bytes:
     return buf.getvalue()
 
 
+def image_format(data: bytes) -> str:
+    """"PNG" or "JPEG": pass it to ``st.image(..., output_format=...)``, else Streamlit re-encodes PNG bytes as JPEG
+    on every call (slow, and it blurs the crisp pixels of a scaled-up small image)."""
+    return "PNG" if data[:8] == b"\x89PNG\r\n\x1a\n" else "JPEG"
+
+
 def thumbnail(path: str, side: int = 128) -> bytes | None:
     """Cached thumbnail bytes of an image (keyed by path + mtime), or None when it cannot be decoded."""
-    return _thumbnail(path, mtime(path), side)
+    try:
+        modified = os.stat(path).st_mtime
+    except OSError:
+        modified = 0.0
+    return _thumbnail(path, modified, side)
 
 
 # --- runs on disk: splits and jobs --------------------------------------------------------------------
@@ -201,21 +213,21 @@ def split_distribution_frame(split_path: str, split_mtime: float, token: ScanTok
     return split_distribution(_dataset.manifest, split)
 
 
-ACTIVE_STATES = ("running", "queued")
-
-
 def active_jobs(workspace: Path) -> list[dict]:
     """Runs that are queued or running, newest first: dicts with run_id, state, progress (0..1), folds text.
 
-    Reads ``runs/*/status.json`` directly; switch this one function to ``engine.jobs`` when it lands.
+    Status as ``engine.jobs.effective_status`` reports it, so a job whose process died is not listed.
     """
+    from engine.jobs import effective_status
+    from engine.jobs.liveness import ACTIVE_STATES
+
     jobs = []
     for status_file in _runs_dir(workspace).glob("*/status.json"):
         try:
-            status = json.loads(status_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            status = effective_status(status_file.parent)
+        except (EngineError, OSError, ValueError):  # a half-written or foreign file is not a job
             continue
-        if not isinstance(status, dict) or status.get("state") not in ACTIVE_STATES:
+        if status.get("state") not in ACTIVE_STATES:
             continue
         folds = status.get("folds") or {}
         done = sum(1 for f in folds.values() if isinstance(f, dict) and f.get("state") == "done")

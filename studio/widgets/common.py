@@ -17,7 +17,7 @@ def require_dataset() -> Dataset:
         st.info(
             "**Open a dataset to start.** Type a dataset folder or a `dataset.yaml` path in the sidebar and "
             "press *Open*, or press *Demo dataset*."
-            + (f"\n\nThe dataset at `{path}` could not be opened: {error}" if error else ""),
+            + (f"\n\nThe dataset at `{path}` could not be opened; the sidebar says why." if error else ""),
             icon=":material/folder_open:",
         )
         st.stop()

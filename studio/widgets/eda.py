@@ -114,22 +114,23 @@ def metadata_section(dataset: Dataset, token: loaders.ScanToken) -> None:
 
 def properties_section(dataset: Dataset, table: pd.DataFrame) -> None:
     props = [p for p in PROPERTY_LABELS if p in table.columns]
+    varying = [p for p in props if table[p].nunique(dropna=True) > 1]
     c1, c2 = st.columns([1, 3])
-    prop = c1.radio("Property", props, key=state.DATA_PROPERTY, format_func=lambda p: PROPERTY_LABELS[p].split(" (")[0])
-    default = dataset.classes[:10]
-    picked = c2.multiselect("Classes", dataset.classes, default=default, key=state.DATA_PROPERTY_CLASSES,
-                            placeholder="Pick classes to compare")
+    prop = c1.radio("Property", props, key=state.DATA_PROPERTY, index=props.index(varying[0]) if varying else 0,
+                    format_func=lambda p: PROPERTY_LABELS[p].split(" (")[0])
+    picked = c2.multiselect("Classes", dataset.classes, default=dataset.classes[:10], key=state.DATA_PROPERTY_CLASSES,
+                            placeholder="All classes")
     values = table[prop].dropna()
-    if len(values) and values.min() == values.max():
-        c2.info(f"Every readable image has the same {PROPERTY_LABELS[prop].split(' (')[0].lower()}: "
-                f"{values.min():.4g}. Pick another property.",
-                icon=":material/info:")
+    name = PROPERTY_LABELS[prop].split(" (")[0].lower()
+    if len(values):
+        c1.caption(f"{name}: min {values.min():.4g} · median {values.median():.4g} · max {values.max():.4g}")
+    if prop not in varying:
+        c2.info(f"Every readable image has the same {name}: {values.min():.4g}." if len(values) else
+                f"No image could be read, so there is no {name} to show.", icon=":material/info:")
         return
     fig = property_histogram_figure(table[prop].to_numpy(dtype=float), table["label"].to_numpy(), prop=prop,
                                     classes=picked or dataset.classes, colors=class_colors(dataset.classes))
     c2.plotly_chart(fig, key="data_property_chart")
-    if len(values):
-        c1.caption(f"min {values.min():.4g} · median {values.median():.4g} · max {values.max():.4g}")
 
 
 def problems_section(dataset: Dataset, problems: pd.DataFrame) -> None:
@@ -148,11 +149,12 @@ def problems_section(dataset: Dataset, problems: pd.DataFrame) -> None:
     shown = problems[problems["kind"].isin(kinds)] if kinds else problems
     head = shown.head(MAX_PROBLEM_ROWS)
     thumbs = [_data_uri(_image_of(p, dataset)) for p in head["path"]]
+    files = [_relative(p, dataset.root) for p in head["path"]]
     st.dataframe(
-        head.assign(image=thumbs)[["image", "kind", "message", "path"]], hide_index=True,
+        head.assign(image=thumbs, path=files)[["image", "kind", "message", "path"]], hide_index=True,
         column_config={
             "image": st.column_config.ImageColumn("Image", width="small"),
-            "kind": st.column_config.TextColumn("Kind", width="small"),
+            "kind": st.column_config.TextColumn("Kind", width=150),
             "message": st.column_config.TextColumn("What is wrong", width="large"),
             "path": st.column_config.TextColumn("File", width="medium"),
         },
@@ -161,6 +163,14 @@ def problems_section(dataset: Dataset, problems: pd.DataFrame) -> None:
     )
     if len(shown) > MAX_PROBLEM_ROWS:
         st.caption(f"Showing the first {MAX_PROBLEM_ROWS} of {len(shown):,}; pick a kind to narrow the list.")
+
+
+def _relative(path: str, root: Path) -> str:
+    """A path as the user knows it: relative to the dataset folder when inside it."""
+    p = Path(path)
+    if p.is_absolute() and p.is_relative_to(root):
+        return p.relative_to(root).as_posix()
+    return str(path)
 
 
 def _image_of(problem_path: str, dataset: Dataset) -> str | None:
@@ -181,5 +191,5 @@ def _data_uri(path: str | None) -> str | None:
     data = loaders.thumbnail(path, PROBLEM_THUMB_SIDE)
     if data is None:
         return None
-    mime = "image/png" if data[:4] == b"\x89PNG" else "image/jpeg"
+    mime = f"image/{loaders.image_format(data).lower()}"
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"

@@ -15,7 +15,7 @@ import pandas as pd
 import streamlit as st
 
 from studio import state
-from studio.loaders import thumbnail
+from studio.loaders import image_format, thumbnail
 from studio.widgets.common import format_bytes
 
 RANGE_PROPERTIES = ("width", "height", "aspect", "brightness")
@@ -43,7 +43,9 @@ def filter_samples(table: pd.DataFrame, *, classes: Sequence[str] = (), meta: di
 def page_of(filtered: pd.DataFrame, classes: Sequence[str], *, page: int, per_class: int) -> dict[str, pd.DataFrame]:
     """The rows shown on ``page`` (1-based): the ``page``-th slice of ``per_class`` images of each class."""
     start = (page - 1) * per_class
-    by_class = {str(c): g for c, g in filtered.groupby(filtered["label"].astype(str), sort=False)}
+    labels = filtered["label"].astype(str)
+    wanted = filtered[labels.isin(list(classes)).to_numpy()]
+    by_class = {str(c): g for c, g in wanted.groupby(wanted["label"].astype(str), sort=False)}
     return {c: by_class[c].iloc[start:start + per_class] for c in classes if c in by_class}
 
 
@@ -52,13 +54,13 @@ def gallery(table: pd.DataFrame, classes: list[str], metadata_columns: list[str]
     """``table``: one row per training image (studio.loaders.training_table); ``problems``: kind, path, message."""
     picked, meta, ranges, per_row = _filters(table, classes, metadata_columns)
     filtered = filter_samples(table, classes=picked, meta=meta, ranges=ranges)
-    shown = [c for c in (picked or classes) if c in set(filtered["label"].astype(str))]
     if filtered.empty:
         st.warning("No image matches these filters. Widen the ranges or pick other values.", icon=":material/filter_alt_off:")
         return
+    counts = filtered["label"].astype(str).value_counts()
+    shown = [c for c in (picked or classes) if c in counts.index]
     per_class = per_row if len(shown) > 1 else per_row * 4
-    largest = int(filtered["label"].astype(str).value_counts().max())
-    pages = max(1, math.ceil(largest / per_class))
+    pages = max(1, math.ceil(int(counts.max()) / per_class))
     st.session_state[state.GALLERY_PAGE] = min(max(int(st.session_state.get(state.GALLERY_PAGE, 1)), 1), pages)
     _pager(pages, len(filtered), len(shown))
     grid_col, detail_col = st.columns([3, 1], gap="medium")
@@ -68,7 +70,7 @@ def gallery(table: pd.DataFrame, classes: list[str], metadata_columns: list[str]
         st.session_state[state.GALLERY_SELECTED] = visible[0]  # something is always shown enlarged
     with grid_col:
         for label, rows in blocks.items():
-            total = int((filtered["label"].astype(str) == label).sum())
+            total = int(counts[label])
             st.markdown(f"**Class {label}** · {total:,} image{'s' if total != 1 else ''}")
             _grid(rows, per_row)
         if len(shown) > MAX_CLASS_GRIDS:
@@ -132,15 +134,15 @@ def _pager(pages: int, n_images: int, n_classes: int) -> None:
 
 def _grid(rows: pd.DataFrame, per_row: int) -> None:
     cols = st.columns(per_row)
-    for i, row in enumerate(rows.itertuples(index=False)):
+    for i, (sample_id, path) in enumerate(zip(rows["sample_id"].astype(str), rows["path"], strict=True)):
         with cols[i % per_row]:
-            data = thumbnail(row.path, THUMB_SIDE)
+            data = thumbnail(path, THUMB_SIDE)
             if data is None:
                 st.error("unreadable", icon=":material/broken_image:")
             else:
-                st.image(data, width="stretch")
-            st.button(_short_name(row.sample_id), key=f"data_gallery_pick_{row.sample_id}", type="tertiary",
-                      help=f"Enlarge {row.sample_id}", on_click=_select, args=(row.sample_id,))
+                st.image(data, width="stretch", output_format=image_format(data))
+            st.button(_short_name(sample_id), key=f"data_gallery_pick_{sample_id}", type="tertiary",
+                      help=f"Enlarge {sample_id}", on_click=_select, args=(sample_id,))
 
 
 def _select(sample_id: str) -> None:
@@ -193,8 +195,9 @@ def _details(table: pd.DataFrame, metadata_columns: list[str], problems: pd.Data
     data = thumbnail(row["path"], LARGE_SIDE)
     if data is not None:
         st.image(data, caption=f"{row['sample_id']} · click a name under a thumbnail to show another image",
-                 width="stretch")
-    st.dataframe(sample_facts(row, metadata_columns), hide_index=True, width="stretch")
+                 width="stretch", output_format=image_format(data))
+    facts = sample_facts(row, metadata_columns)
+    st.dataframe(facts, hide_index=True, width="stretch", height=(len(facts) + 1) * 35 + 3)  # no inner scrollbar
     mine = problems_of(str(row["path"]), str(row["sample_id"]), problems)
     for message in mine["message"].head(5):
         st.warning(message, icon=":material/report:")

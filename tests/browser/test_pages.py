@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import ast
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -92,7 +93,9 @@ def test_every_page_renders_without_exception(studio_url, page, screenshot_dir):
     assert [title for title, _ in nav] == expected, f"navigation shows {nav}, studio/app.py lists {expected}"
     for title, href in nav:
         page.goto(href if href.startswith("http") else studio_url.rstrip("/") + "/" + href.lstrip("/"))
+        started = time.monotonic()
         wait_for_run(page)
+        print(f"{title}: {time.monotonic() - started:.1f} s")
         assert_no_exception(page, f"page {title!r} ({href})")
         assert page.get_by_text("Page not found").count() == 0, f"{href} is not a page"
         screenshot(page, screenshot_dir / f"{slug(title)}.png")
@@ -111,3 +114,18 @@ def test_data_page_tabs(studio_url, page, screenshot_dir):
     wait_for_run(page)
     assert page.get_by_text("Page 2 of").count() == 1
     assert_no_exception(page, "Data page gallery, page 2")
+
+
+def test_broken_dataset_path_shows_a_message(studio_url, page, screenshot_dir, tmp_path):
+    (tmp_path / "not-a-dataset" / "stuff").mkdir(parents=True)
+    (tmp_path / "not-a-dataset" / "notes.txt").write_text("hello")
+    page.goto(studio_url)
+    wait_for_run(page)
+    page.get_by_placeholder("/path/to/folder or dataset.yaml").fill(str(tmp_path / "not-a-dataset"))
+    page.get_by_role("button", name="Open", exact=True).click()
+    wait_for_run(page)
+    assert_no_exception(page, "Data page after opening a broken dataset")
+    sidebar_error = page.locator('[data-testid="stSidebar"] [data-testid="stAlertContentError"]')
+    assert "Cannot open this dataset." in sidebar_error.inner_text()
+    assert page.get_by_text("Open a dataset to start.").count() == 1
+    screenshot(page, screenshot_dir / "broken-dataset.png")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -88,6 +89,24 @@ def test_broken_dataset_shows_the_engine_message_and_no_traceback(workspace, gar
     assert "digits-demo" in sidebar_text(at)
 
 
+def listed_pages() -> list[str]:
+    """Page files of studio/app.py's PAGES that exist, as AppTest.switch_page wants them."""
+    import ast
+
+    tree = ast.parse(Path(APP).read_text())
+    pages = next(ast.literal_eval(n.value) for n in tree.body
+                 if isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "PAGES" for t in n.targets))
+    return [f"../pages/{file}" for _, file, _, _ in pages if (REPO_ROOT / "pages" / file).is_file()]
+
+
+@pytest.mark.parametrize("page", listed_pages())
+def test_every_page_survives_a_broken_dataset(workspace, garbage_folder, page):
+    at = open_path(run_app(), garbage_folder)
+    at.switch_page(page).run()
+    assert not at.exception, f"{page}: {at.exception}"
+    assert at.sidebar.error  # the sidebar still says why
+
+
 def test_missing_path_shows_a_message(workspace, tmp_path):
     at = open_path(run_app(), tmp_path / "nowhere")
     assert not at.exception
@@ -113,25 +132,23 @@ def test_open_a_dataset_by_path_and_find_it_in_recent(workspace, demo_spec_path)
     assert again.session_state["recent_datasets"] == recent[::-1]
 
 
-def test_running_jobs_strip_reads_status_files(workspace):
+def test_running_jobs_strip_lists_live_jobs_only(workspace):
+    from engine.jobs.liveness import now_iso
     from studio.loaders import active_jobs
 
-    for run_id, state, progress in (("run-a", "running", 0.5), ("run-b", "done", 1.0), ("run-c", "queued", 0.0)):
+    alive = {"pid": os.getpid(), "updated_at": now_iso()}  # this test's process stands in for a job
+    for run_id, state, extra in (("run-a", "running", alive), ("run-b", "done", alive), ("run-c", "queued", alive),
+                                 ("run-dead", "running", {"pid": 2**22 + 17, "updated_at": now_iso()})):
         run = workspace / "runs" / run_id
         run.mkdir(parents=True)
-        status = {
-            "run_id": run_id,
-            "state": state,
-            "progress": progress,
-            "updated_at": f"2026-01-0{len(run_id)}",
-            "folds": {"0": {"state": "done"}, "1": {"state": "running"}},
-        }
+        status = {"run_id": run_id, "state": state, "progress": 0.5, **extra,
+                  "folds": {"0": {"state": "done"}, "1": {"state": "running"}}}
         (run / "status.json").write_text(json.dumps(status))
     (workspace / "runs" / "broken").mkdir()
     (workspace / "runs" / "broken" / "status.json").write_text("{not json")
 
     jobs = active_jobs(workspace)
-    assert {j["run_id"] for j in jobs} == {"run-a", "run-c"}
+    assert {j["run_id"] for j in jobs} == {"run-a", "run-c"}  # done, dead and unreadable runs are left out
     assert next(j for j in jobs if j["run_id"] == "run-a")["folds"] == "1/2 folds"
     at = run_app()
     assert not at.exception
