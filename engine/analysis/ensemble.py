@@ -29,6 +29,8 @@ A greedy step only rescores the samples whose current lead is small enough for o
 
 from __future__ import annotations
 
+import functools
+import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +47,39 @@ GREEDY_METRICS = ("accuracy", "macro_f1", "log_loss")
 MAX_EXHAUSTIVE_MEMBERS = 14
 _BLOCK_ELEMENTS = 4_000_000
 _GAIN_MAX_ELEMENTS = 50_000_000
+
+
+def _one_blas_thread(fn):
+    """Run ``fn`` with BLAS on one thread: the search issues many mid-sized products, and a multi-threaded
+    BLAS makes each wait for all its threads — several times slower when the cores are busy (a training
+    job, the studio), for a small gain when they are idle (docs/BENCHMARKS.md)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+def _threads() -> int:
+    """Worker threads for the vectorized loops (numpy releases the GIL): the usable cores, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(cores, 4))
+
+
+def _in_threads(work, n: int) -> None:
+    """Call ``work(i, n)`` for ``i`` in ``range(n)``, in ``n`` threads (inline when ``n <= 1``)."""
+    if n <= 1:
+        work(0, 1)
+        return
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(n) as pool:
+        for future in [pool.submit(work, i, n) for i in range(n)]:
+            future.result()
 
 
 def _check(value: str, allowed: tuple[str, ...], name: str) -> str:
@@ -125,10 +160,14 @@ class VoteTable:
         m, n, c = logits.shape
         alive = np.empty((n, c), dtype=bool)
         self._lse = np.empty((m, n))
-        chunk = max(1, _BLOCK_ELEMENTS // (8 * c))
-        for start in range(0, n, chunk):
-            rows = slice(start, start + chunk)
-            alive[rows], self._lse[:, rows] = _soft_candidates_chunk(logits[:, rows])
+        chunk = max(1, min(_BLOCK_ELEMENTS // (8 * c), -(-n // _threads())))
+
+        def chunks(first: int, stride: int) -> None:
+            for start in range(first * chunk, n, stride * chunk):
+                rows = slice(start, start + chunk)
+                alive[rows], self._lse[:, rows] = _soft_candidates_chunk(logits[:, rows])
+
+        _in_threads(chunks, min(_threads(), -(-n // chunk)))
         return alive
 
     def _bucket(self, logits, labels, alive, rows) -> _Bucket:
@@ -257,14 +296,18 @@ class VoteTable:
         predicted = np.tile(self.base_predicted, (2 ** m, 1))
         for bucket in self.buckets:
             low, high = _subset_sums(bucket.rel[:n_low]), _subset_sums(bucket.rel[n_low:])
-            block = np.empty_like(low)
-            for h in range(high.shape[0]):
-                np.add(low, high[h], out=block)
-                rows = slice(h << n_low, (h + 1) << n_low)
-                size = size_low + bin(h).count("1")
-                d_pred, d_tp = self._evaluate(bucket, block, TIE_TOLERANCE * np.maximum(size, 1))
-                predicted[rows] += d_pred
-                tp[rows] += d_tp
+
+            def blocks(first: int, stride: int, bucket=bucket, low=low, high=high) -> None:
+                block = np.empty_like(low)
+                for h in range(first, high.shape[0], stride):  # each block writes its own rows
+                    np.add(low, high[h], out=block)
+                    rows = slice(h << n_low, (h + 1) << n_low)
+                    size = size_low + bin(h).count("1")
+                    d_pred, d_tp = self._evaluate(bucket, block, TIE_TOLERANCE * np.maximum(size, 1))
+                    predicted[rows] += d_pred
+                    tp[rows] += d_tp
+
+            _in_threads(blocks, min(_threads(), high.shape[0]))
         return tp[1:], predicted[1:]
 
     def _scores(self, tp: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
@@ -332,6 +375,7 @@ def _require_labelled(preds: PredictionSet) -> None:
         raise AnalysisError(f"Ensembles are chosen on labelled predictions (oof or holdout), not on {preds.subset}.")
 
 
+@_one_blas_thread
 def exhaustive_search(preds: PredictionSet, *, voting: tuple[str, ...] = ("soft", "hard"),
                       max_members: int = MAX_EXHAUSTIVE_MEMBERS) -> pd.DataFrame:
     """Score every non-empty subset of members (equal weights) under each voting kind.
@@ -380,6 +424,7 @@ class GreedyResult:
         return {lab: int(w) for lab, w in zip(self.members, self.weights, strict=True) if w > 0}
 
 
+@_one_blas_thread
 def greedy_selection(preds: PredictionSet, *, voting: str = "soft", metric: str = "accuracy",
                      n_steps: int = 50) -> GreedyResult:
     """Caruana-style forward selection with replacement, starting from the best single member.
