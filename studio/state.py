@@ -36,6 +36,7 @@ GALLERY_CLASSES = "data_gallery_classes"  # list[str]
 GALLERY_META_PREFIX = "data_gallery_meta_"  # + column name: list of kept values
 GALLERY_RANGE_PREFIX = "data_gallery_range_"  # + property: (low, high)
 GALLERY_PAGE = "data_gallery_page"  # int, 1-based
+GALLERY_PER_ROW = "data_gallery_per_row"  # int: thumbnails per row
 GALLERY_SELECTED = "data_gallery_selected"  # str: sample_id shown enlarged
 
 # --- Augmentation lab (prefix aug_) ------------------------------------------------------------------

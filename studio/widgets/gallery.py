@@ -83,7 +83,7 @@ def _filters(table: pd.DataFrame, classes: list[str], metadata_columns: list[str
     c1, c2 = st.columns([3, 1])
     picked = c1.multiselect("Classes", classes, key=state.GALLERY_CLASSES, placeholder="All classes",
                             on_change=state.reset_gallery_page)
-    per_row = c2.select_slider("Images per row", options=[4, 6, 8, 10, 12], value=8, key="data_gallery_per_row",
+    per_row = c2.select_slider("Images per row", options=[4, 6, 8, 10, 12], value=8, key=state.GALLERY_PER_ROW,
                                on_change=state.reset_gallery_page)
     meta: dict[str, list] = {}
     ranges: dict[str, tuple[float, float]] = {}
