@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +20,9 @@ import streamlit as st
 from engine.data import load_rgb
 from engine.errors import DatasetError, EngineError, RunError
 from engine.explain import CamResult, TargetLayer, compute_cams, list_target_layers, select_samples
+from engine.jobs import effective_status
 from engine.runs import store
+from studio.loaders import load_dataset_cached, mtime
 
 MAX_CACHED_MODELS = 6
 
@@ -48,21 +49,6 @@ class ModelChoices:
     runs: int = 0
 
 
-def _mtime(path: Path) -> float:
-    try:
-        return os.stat(path).st_mtime_ns / 1e9
-    except OSError:
-        return 0.0
-
-
-def _status(run_dir: Path) -> dict:
-    try:  # a dead training process is reported as failed (engine.jobs), when that layer is there
-        from engine.jobs import effective_status
-    except ImportError:
-        return store.read_status(run_dir)
-    return effective_status(run_dir)
-
-
 def model_choices(workspace: str | Path) -> ModelChoices:
     """Every finished fold with a weights file, newest run first, plus a note for each run that is still
     training, failed, was cancelled, or lost a weights file."""
@@ -72,7 +58,7 @@ def model_choices(workspace: str | Path) -> ModelChoices:
         run_dir = Path(row.path)
         name = row.name or row.run_id
         try:
-            status = _status(run_dir)
+            status = effective_status(run_dir)  # a dead training process shows as failed
         except (EngineError, OSError, ValueError) as e:
             choices.notes.append(("warning", f"Run **{name}**: its status cannot be read ({e}); it is left out."))
             continue
@@ -122,7 +108,7 @@ def fold_model(entry: FoldModel):
     weights = store.weights_path(entry.run_dir, entry.fold)
     if not weights.is_file():
         raise RunError(f"Fold {entry.fold} of run {entry.run_name!r} has no weights file (`{weights}`).")
-    return _fold_model(entry.run_dir, entry.fold, _mtime(weights), device_name())
+    return _fold_model(entry.run_dir, entry.fold, mtime(weights), device_name())
 
 
 def subsets_of(entry: FoldModel) -> list[str]:
@@ -131,7 +117,7 @@ def subsets_of(entry: FoldModel) -> list[str]:
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
-def _labelled_predictions(run_dir: str, fold: int, subset: str, mtime: float) -> pd.DataFrame:
+def _labelled_predictions(run_dir: str, fold: int, subset: str, file_mtime: float) -> pd.DataFrame:
     frame = store.read_predictions(run_dir, subset, folds=[fold])
     if frame.empty:
         return frame
@@ -144,7 +130,7 @@ def pick_samples(entry: FoldModel, subset: str, source: str, n: int, seed: int =
     """Samples to explain, chosen by ``entry``'s own predictions on ``subset`` (engine.explain.select_samples):
     ``sample_id``, ``path``, ``label_index``, in display order. Empty when nothing qualifies."""
     frame = _labelled_predictions(entry.run_dir, entry.fold, subset,
-                                  _mtime(store.predictions_path(entry.run_dir, entry.fold, subset)))
+                                  mtime(store.predictions_path(entry.run_dir, entry.fold, subset)))
     columns = ["sample_id", "path", "label_index"]
     if frame.empty:
         return pd.DataFrame(columns=columns)
@@ -159,8 +145,6 @@ def pick_samples(entry: FoldModel, subset: str, source: str, n: int, seed: int =
 
 def run_manifest(run_dir: str) -> pd.DataFrame:
     """The manifest of the dataset a run was trained on (its config's ``dataset``)."""
-    from studio.loaders import load_dataset_cached
-
     return load_dataset_cached(store.read_config(run_dir).dataset).manifest
 
 
@@ -177,7 +161,7 @@ def images_token(paths: list[str] | None = None, upload: bytes | None = None) ->
     """A small hashable stand-in for a list of images: their paths and mtimes, or the upload's digest."""
     if upload is not None:
         return ("upload", hashlib.sha1(upload).hexdigest())
-    return tuple((p, _mtime(Path(p))) for p in paths or [])
+    return tuple((p, mtime(Path(p))) for p in paths or [])
 
 
 def load_images(paths: list[str]) -> list[np.ndarray]:
@@ -197,7 +181,7 @@ def explain(entry: FoldModel, images: list[np.ndarray], token: tuple, *, method:
     """CAMs of ``images`` (identified by ``token``) for one fold model; cached per (model, images, settings)."""
     fold_model(entry)  # loads (and raises RunError for a missing weights file) before the cached call
     weights = store.weights_path(entry.run_dir, entry.fold)
-    return _cams(entry.run_dir, entry.fold, _mtime(weights), token, images, method, targets, layer)
+    return _cams(entry.run_dir, entry.fold, mtime(weights), token, images, method, targets, layer)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
@@ -209,4 +193,4 @@ def _layers(run_dir: str, fold: int, weights_mtime: float) -> list[TargetLayer]:
 def target_layers(entry: FoldModel) -> list[TargetLayer]:
     """The layers a CAM can read in this fold model, shallow to deep."""
     fold_model(entry)
-    return _layers(entry.run_dir, entry.fold, _mtime(store.weights_path(entry.run_dir, entry.fold)))
+    return _layers(entry.run_dir, entry.fold, mtime(store.weights_path(entry.run_dir, entry.fold)))
