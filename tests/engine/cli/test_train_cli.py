@@ -85,6 +85,7 @@ def test_bad_config_is_refused_with_exit_2_before_anything_is_written(workspace,
     assert not any((workspace / "runs").glob("*")), "a refused config wrote a run"
 
 
+@pytest.mark.slow
 def test_train_detach_cancel_resume_status_runs_predict(workspace, tmp_path, demo_spec_path, capsys):
     from engine.jobs.devices import device_lock
 
@@ -139,6 +140,7 @@ def test_train_detach_cancel_resume_status_runs_predict(workspace, tmp_path, dem
     assert "sideways" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_train_in_the_foreground_prints_the_ids_and_records_the_run(workspace, tmp_path, demo_spec_path, capsys):
     from engine.cli import main
 

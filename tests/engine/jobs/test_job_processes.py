@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -34,6 +35,21 @@ def _state(run_dir):
     return effective_status(run_dir)["state"]
 
 
+def _waiting(run_dir) -> bool:
+    return str(read_status(run_dir).get("message")).startswith("waiting for cpu")
+
+
+@contextmanager
+def paused(run_dir):
+    """SIGSTOP a job's process group for the block (it keeps its device lock), then SIGCONT it."""
+    pgid = read_status(run_dir)["pgid"]
+    os.killpg(pgid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.killpg(pgid, signal.SIGCONT)
+
+
 def test_queue_kill_resume(workspace, demo_spec_path):
     """A and B ask for the CPU: B waits for A. A is SIGKILLed after fold 0: it shows as failed, B takes
     the CPU, A resumes (waiting for B), finishes, and its fold 0 files are byte-identical."""
@@ -44,8 +60,9 @@ def test_queue_kill_resume(workspace, demo_spec_path):
 
     launcher.submit(run_a)
     wait_for(lambda: _state(run_a) == "running", "A to take the CPU", run_dirs=both)
-    launcher.submit(run_b)
-    wait_for(lambda: str(read_status(run_b).get("message")).startswith("waiting for cpu"), "B to queue", run_dirs=both)
+    with paused(run_a):  # so A cannot finish before B, still importing torch, reaches the queue
+        launcher.submit(run_b)
+        wait_for(lambda: _waiting(run_b), "B to queue", run_dirs=both)
     assert _state(run_b) == "queued" and run_a.name in read_status(run_b)["message"]
 
     wait_for(lambda: fold_is_complete(run_a, 0), "A's fold 0", run_dirs=both, poll=0.02)
@@ -61,12 +78,9 @@ def test_queue_kill_resume(workspace, demo_spec_path):
     assert seen["folds"]["0"]["state"] == "done"
 
     wait_for(lambda: _state(run_b) == "running", "B to take the CPU A left", run_dirs=both)
-    launcher.resume(run_a)
-    wait_for(
-        lambda: str(read_status(run_a).get("message")).startswith("waiting for cpu"),
-        "A to queue behind B",
-        run_dirs=both,
-    )
+    with paused(run_b):
+        launcher.resume(run_a)
+        wait_for(lambda: _waiting(run_a), "A to queue behind B", run_dirs=both)
 
     wait_for(lambda: _state(run_b) == "done" and _state(run_a) == "done", "both runs to finish", run_dirs=both)
     assert file_digests(run_a, 0) == fold0  # finished folds untouched
