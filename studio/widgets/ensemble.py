@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -139,9 +141,12 @@ def combinations_section(run_dirs: tuple[str, ...], token, tta: str, views, path
     except EngineError as e:
         st.info(f"Combinations are searched on the holdout: {e}")
         return
+    names = {Path(d).name: run_loaders.run_config(d).get("name") or Path(d).name for d in run_dirs}
+    short = {m.label: f"{names.get(m.run_id, m.run_id)} · fold {m.fold}" for m in preds.members}
     ranking = search.ranking.drop(columns=["member_index"])
+    ranking["members"] = [[short.get(x, x) for x in row] for row in ranking["members"]]
     st.caption(f"{search.method.capitalize()} search over {preds.n_members} fold models on the holdout "
-               f"({preds.n_samples} images). Best single: {search.best_single['member']} "
+               f"({preds.n_samples} images). Best single: {short.get(search.best_single['member'])} "
                f"({search.best_single[metric]:.4f}). *gain*: {METRIC_LABELS[metric]} minus the best single's, "
                "with its 95% interval.")
     top = ranking.head(25)

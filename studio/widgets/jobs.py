@@ -7,7 +7,7 @@ from the run directories: a browser refresh or a studio restart loses nothing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -27,11 +27,11 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
         return None
     try:
         t0 = datetime.fromisoformat(start)
-        t1 = datetime.fromisoformat(end) if end else datetime.now(timezone.utc)
+        t1 = datetime.fromisoformat(end) if end else datetime.now(UTC)
         if t0.tzinfo is None:
-            t0 = t0.replace(tzinfo=timezone.utc)
+            t0 = t0.replace(tzinfo=UTC)
         if t1.tzinfo is None:
-            t1 = t1.replace(tzinfo=timezone.utc)
+            t1 = t1.replace(tzinfo=UTC)
         return max((t1 - t0).total_seconds(), 0.0)
     except ValueError:
         return None

@@ -5,6 +5,7 @@ Skips (with the reason) only when /usr/bin/chromium or playwright is missing; `m
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -50,38 +51,30 @@ def _wait_healthy(url: str, proc: subprocess.Popen, log: Path) -> None:
     )
 
 
-@pytest.fixture(scope="session")
-def studio_url(tmp_path_factory) -> str:
-    """Start ``streamlit run studio/app.py`` on a free port with a private workspace; yield its URL."""
+def _require_browser() -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it)")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
-    root = tmp_path_factory.mktemp("studio")
+
+
+@contextlib.contextmanager
+def serve_studio(root: Path, workspace: Path, dataset: str | None = None):
+    """Run ``streamlit run studio/app.py`` on a free port with ``workspace`` (and ``dataset`` open); yield its URL."""
     port = _free_port()
     env = {
         **os.environ,
-        "FOLD_STUDIO_WORKSPACE": str(root / "workspace"),
+        "FOLD_STUDIO_WORKSPACE": str(workspace),
         "HF_HUB_OFFLINE": "1",
         "NO_ALBUMENTATIONS_UPDATE": "1",
     }
     env.pop("FOLD_STUDIO_DATASET", None)
-    log = root / "streamlit.log"
+    if dataset is not None:
+        env["FOLD_STUDIO_DATASET"] = dataset
+    log = root / f"streamlit-{port}.log"
     cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        str(REPO_ROOT / "studio" / "app.py"),
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--server.headless",
-        "true",
-        "--browser.gatherUsageStats",
-        "false",
-        "--server.fileWatcherType",
-        "none",
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "studio" / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
     ]
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -92,10 +85,27 @@ def studio_url(tmp_path_factory) -> str:
     finally:
         proc.terminate()
         try:
-            proc.wait(timeout=5)
+            proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def studio_url(tmp_path_factory) -> str:
+    """The studio with a private, empty workspace (it writes the demo dataset there itself)."""
+    _require_browser()
+    root = tmp_path_factory.mktemp("studio")
+    with serve_studio(root, root / "workspace") as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def study_studio_url(tmp_path_factory, tiny_study, demo_spec_path) -> str:
+    """The studio on the tiny study's workspace: every comparison page has real runs to show."""
+    _require_browser()
+    with serve_studio(tmp_path_factory.mktemp("study-studio"), tiny_study.workspace, str(demo_spec_path)) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -129,3 +129,22 @@ def test_broken_dataset_path_shows_a_message(studio_url, page, screenshot_dir, t
     assert "Cannot open this dataset." in sidebar_error.inner_text()
     assert page.get_by_text("Open a dataset to start.").count() == 1
     screenshot(page, screenshot_dir / "broken-dataset.png")
+
+
+STUDY_PAGES = ["train", "folds", "ensemble", "gradcam", "submit"]
+
+
+def test_study_pages_render_real_runs(study_studio_url, page, screenshot_dir):
+    """Train, Folds, Ensemble (every tab), Grad-CAM and Submit on a real trained study: no exception, screenshots."""
+    for name in STUDY_PAGES:
+        page.goto(f"{study_studio_url.rstrip('/')}/{name}")
+        wait_for_run(page)
+        assert_no_exception(page, f"page {name!r} on the tiny study")
+        assert page.get_by_text("No runs yet").count() == 0, f"{name}: the study's runs are not found"
+        screenshot(page, screenshot_dir / f"study-{name}.png")
+        if name == "ensemble":
+            for tab in ("TTA gains", "Label smoothing", "Combinations"):
+                page.get_by_role("tab", name=tab).click()
+                wait_for_run(page)
+                assert_no_exception(page, f"Ensemble page, tab {tab!r}")
+                screenshot(page, screenshot_dir / f"study-ensemble-{slug(tab)}.png")
