@@ -302,23 +302,13 @@ def compare_tta(runs: Sequence[str | Path | RunInfo] | str | Path | RunInfo, *, 
 _IGNORED_FIELDS = frozenset({"name", "device", "tta_views", "train.num_workers", "train.label_smoothing"})
 
 
-def _flatten(config: dict, prefix: str = "") -> dict[str, object]:
-    out: dict[str, object] = {}
-    for key, value in config.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and key != "augment":
-            out.update(_flatten(value, path + "."))
-        else:
-            out[path] = value
-    return out
-
-
 def find_label_smoothing_groups(runs: Sequence[RunInfo]) -> list[list[RunInfo]]:
     """Groups (two or more runs, ascending smoothing) whose configs differ only in ``train.label_smoothing``
     (and fields that do not change training: name, device, tta_views, train.num_workers)."""
     groups: dict[str, list[RunInfo]] = {}
     for run in runs:
-        rest = {k: v for k, v in _flatten(run.config).items() if k not in _IGNORED_FIELDS}
+        flat = pd.json_normalize(run.config, sep=".").iloc[0].to_dict()
+        rest = {k: v for k, v in flat.items() if k not in _IGNORED_FIELDS}
         groups.setdefault(repr(sorted(rest.items(), key=lambda kv: kv[0])), []).append(run)
     out = []
     for members in groups.values():

@@ -15,8 +15,8 @@ Which subset answers which question (docs/formats.md, DESIGN.md "Why a holdout")
   ensembles are scored here.
 - ``test``: like holdout, unlabelled; what a submission is made of.
 
-The files are read with pandas directly (the run store's layout, not its code), so analysis never
-imports the training code.
+The files are read through the run store's readers (:mod:`engine.runs.store`), which never import
+the training code.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ import yaml
 from engine.analysis.metrics import softmax
 from engine.analysis.tta import check_tta_mode, merge_views
 from engine.errors import AnalysisError, RunError
+from engine.runs import store
 
-SUBSETS = ("oof", "holdout", "test")
 _PRED_FILE = re.compile(r"^fold(\d+)_(oof|holdout|test)\.parquet$")
 
 
@@ -93,22 +93,11 @@ class RunInfo:
                 "path": str(self.path)}
 
 
-def _resolve_run_dir(run: str | Path, workspace: str | Path | None) -> Path:
-    try:
-        from engine.runs.store import run_dir_of
-    except ImportError:  # the run store is optional for reading: a plain path still works
-        path = Path(run)
-        if (path / "config.yaml").is_file():
-            return path.absolute()
-        raise RunError(f"There is no run directory {str(run)!r} (a run directory holds config.yaml).") from None
-    return run_dir_of(run, workspace)
-
-
 def open_run(run: str | Path | RunInfo, *, workspace: str | Path | None = None) -> RunInfo:
     """A run by id (under ``<workspace>/runs/``, a unique prefix is enough) or by path."""
     if isinstance(run, RunInfo):
         return run
-    path = _resolve_run_dir(run, workspace)
+    path = store.run_dir_of(run, workspace)
     try:
         config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
     except (OSError, yaml.YAMLError) as e:
@@ -128,21 +117,13 @@ def open_runs(runs: Iterable[str | Path | RunInfo], *, workspace: str | Path | N
     return infos
 
 
-def read_split(run: RunInfo) -> pd.DataFrame:
-    """The run's split table: ``sample_id``, ``fold`` (-1 for holdout), ``is_holdout``."""
-    path = run.path / "split.parquet"
-    if not path.is_file():
-        raise RunError(f"Run {run.run_id!r} has no split.parquet.")
-    return pd.read_parquet(path)
-
-
 def share_split(runs: Sequence[RunInfo]) -> bool:
     """True when every run has the same split (same samples in the same folds and holdout)."""
     if len(runs) < 2:
         return True
     key = None
     for run in runs:
-        split = read_split(run).sort_values("sample_id", ignore_index=True)
+        split = store.read_split(run.path).sort_values("sample_id", ignore_index=True)
         this = (tuple(split["sample_id"].astype(str)), tuple(split["fold"].astype(int)))
         if key is None:
             key = this
@@ -261,8 +242,9 @@ def _logit_columns(frame: pd.DataFrame, source: str) -> list[str]:
 
 
 def _read_subset(run: RunInfo, subset: str, folds: Sequence[int] | None) -> pd.DataFrame:
-    if subset not in SUBSETS:
-        raise AnalysisError(f"The 'subset' parameter must be a str among {list(SUBSETS)}. Got {subset!r} instead.")
+    if subset not in store.SUBSETS:
+        raise AnalysisError(f"The 'subset' parameter must be a str among {list(store.SUBSETS)}. "
+                            f"Got {subset!r} instead.")
     present = run.folds(subset)
     wanted = present if folds is None else [int(f) for f in folds]
     missing = [f for f in wanted if f not in present]
@@ -271,8 +253,7 @@ def _read_subset(run: RunInfo, subset: str, folds: Sequence[int] | None) -> pd.D
                             f"(folds with {subset} predictions: {present or 'none'}).")
     if not wanted:
         raise AnalysisError(f"Run {run.run_id!r} has no {subset} predictions yet (predictions/fold*_{subset}.parquet).")
-    frames = [pd.read_parquet(run.path / "predictions" / f"fold{f}_{subset}.parquet") for f in wanted]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return store.read_predictions(run.path, subset, folds=wanted)
 
 
 def _run_arrays(run: RunInfo, subset: str, folds, views) -> PredictionSet:
