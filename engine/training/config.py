@@ -92,7 +92,8 @@ class RunConfig(_Strict):
     split: SplitConfig = Field(default_factory=SplitConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     augment: dict[str, Any] | None = Field(
-        None, description="albumentations serialized dict (A.to_dict); None: the 'light' preset."
+        None, description="albumentations serialized dict (A.to_dict), or in a config file the path of one; "
+                          "None: the 'light' preset."
     )
     tta_views: list[str] = Field(default_factory=lambda: ["identity", "hflip"])
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
@@ -219,10 +220,18 @@ def _vary_combinations(vary: Any) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(vary[k] for k in keys))]
 
 
-def _resolve_dataset_path(data: dict, base: Path | None) -> None:
-    ds = data.get("dataset")
-    if isinstance(ds, str) and base is not None and not Path(ds).expanduser().is_absolute():
-        data["dataset"] = str((base / ds).resolve())
+def _resolve_paths(data: dict, base: Path | None) -> None:
+    """A relative ``dataset`` path is taken from ``base``; an ``augment`` given as a path is read into its dict."""
+    def resolve(text: str) -> Path:
+        path = Path(text).expanduser()
+        return (base / path).resolve() if base is not None and not path.is_absolute() else path
+
+    if isinstance(data.get("dataset"), str):
+        data["dataset"] = str(resolve(data["dataset"]))
+    if isinstance(data.get("augment"), str):
+        from engine.augment.pipeline import load_pipeline_file
+
+        data["augment"] = load_pipeline_file(resolve(data["augment"]))
 
 
 def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunConfig]:
@@ -231,7 +240,9 @@ def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Se
     Overrides (``"dotted.key=value"``) apply to every combination before validation; an override of a
     varied field replaces the varied list (``--set 'vary.train.lr=[0.1, 0.01]'`` is not supported,
     set ``vary`` in the file instead). A relative ``dataset`` path is resolved against the config
-    file's folder (against the current folder for a mapping).
+    file's folder (against the current folder for a mapping). ``augment`` may be the path of a saved
+    pipeline (YAML / JSON, e.g. the Augmentation lab's ``workspace/augment/current.yaml``); it is read
+    into the dict, so the run keeps the pipeline itself.
     """
     if isinstance(path_or_dict, Mapping):
         data, base, source = copy.deepcopy(dict(path_or_dict)), None, "run config"
@@ -245,7 +256,7 @@ def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Se
         item = copy.deepcopy(data)
         for key, value in [*combo.items(), *parsed_overrides]:
             _set_dotted(item, key, value)
-        _resolve_dataset_path(item, base)
+        _resolve_paths(item, base)
         configs.append(parse_run_config(item, source=source))
     return configs
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import yaml
 
@@ -40,6 +42,20 @@ def test_dataset_path_is_relative_to_the_config_file(tmp_path, demo_spec_path):
     path.write_text(yaml.safe_dump({"dataset": "../data/dataset.yaml"}))
     (cfg,) = load_run_configs(path)
     assert cfg.dataset == str((tmp_path / "data" / "dataset.yaml").resolve())
+
+
+def test_augment_may_name_a_saved_pipeline(tmp_path, demo_spec_path):
+    from engine.augment.pipeline import save_pipeline_file
+    from engine.augment.presets import preset
+
+    save_pipeline_file(preset("medium", 32), tmp_path / "augment" / "current.yaml")
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump({"dataset": str(demo_spec_path), "augment": "augment/current.yaml"}))
+    (cfg,) = load_run_configs(path)
+    assert cfg.augment == json.loads(json.dumps(preset("medium", 32)))  # tuples read back as lists
+    path.write_text(yaml.safe_dump({"dataset": str(demo_spec_path), "augment": "augment/missing.yaml"}))
+    with pytest.raises(ConfigError, match="missing.yaml"):
+        load_run_configs(path)
 
 
 def test_repo_demo_config_loads():
