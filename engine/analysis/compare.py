@@ -35,10 +35,6 @@ def _frame_records(frame: pd.DataFrame | None) -> list[dict] | None:
     return frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
 
 
-def _metrics_row(y: np.ndarray, labels: np.ndarray, proba: np.ndarray | None) -> dict[str, float]:
-    return score(y, proba=proba, y_pred=labels)
-
-
 def _differences(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_classes: int, *, n_resamples: int, seed: int,
                  metrics: Sequence[str] = COMPARED_METRICS) -> pd.DataFrame:
     """One row per metric: ``metric``, ``a``, ``b``, ``diff`` (a - b), ``diff_low``, ``diff_high``, ``excludes_zero``."""
@@ -129,27 +125,26 @@ def compare_folds(run: str | Path | RunInfo, *, views: Sequence[str] | None = No
         rows = []
         for fold in np.unique(oof.fold_of):
             mask = oof.fold_of == fold
-            rows.append({"fold": int(fold), "n": int(mask.sum()),
-                         **_metrics_row(oof.labels[mask], predict_labels(proba[mask]), proba[mask])})
+            rows.append({"fold": int(fold), "n": int(mask.sum()), **score(oof.labels[mask], proba=proba[mask])})
         oof_table = pd.DataFrame(rows)
     result = FoldComparison(run_id=run.run_id, views=used_views, tta=tta, oof=oof_table, holdout=None)
     for subset in ("holdout", "test"):
         if not run.folds(subset):
             continue
-        preds = merged(load_predictions(run, subset, views=views), views, tta)
-        if preds.n_samples == 0:
+        raw = load_predictions(run, subset, views=views)
+        if raw.n_samples == 0:
             continue
-        result.views = result.views or preds.views()
+        result.views = result.views or raw.views()
+        preds = merged(raw, views, tta)
         agreement, correlation, dis = _fold_pairs(preds)
         result.agreement[subset], result.correlation[subset], result.disagreements[subset] = agreement, correlation, dis
         if subset == "holdout" and preds.has_labels:
             proba = preds.proba()
-            rows = [{"fold": f"fold{m.fold}", "n": preds.n_samples,
-                     **_metrics_row(preds.labels, predict_labels(proba[i]), proba[i])}
+            rows = [{"fold": f"fold{m.fold}", "n": preds.n_samples, **score(preds.labels, proba=proba[i])}
                     for i, m in enumerate(preds.members)]
             for kind in ("soft", "hard"):
                 labels, p = combine(preds.logits, kind)
-                rows.append({"fold": f"{kind} vote", "n": preds.n_samples, **_metrics_row(preds.labels, labels, p)})
+                rows.append({"fold": f"{kind} vote", "n": preds.n_samples, **score(preds.labels, proba=p, y_pred=labels)})
             result.holdout = pd.DataFrame(rows)
     return result
 
@@ -202,9 +197,9 @@ def compare_voting(preds: PredictionSet, *, weights: Sequence[float] | None = No
     singles = [(float(np.mean(predict_labels(proba[i]) == y)), i) for i in range(preds.n_members)]
     best = max(singles, key=lambda t: (t[0], -t[1]))[1]
     metrics = pd.DataFrame([
-        {"voting": "soft", **_metrics_row(y, soft_labels, soft_proba)},
-        {"voting": "hard", **_metrics_row(y, hard_labels, None)},
-        {"voting": "best single", **_metrics_row(y, predict_labels(proba[best]), proba[best])},
+        {"voting": "soft", **score(y, proba=soft_proba, y_pred=soft_labels)},
+        {"voting": "hard", **score(y, y_pred=hard_labels)},
+        {"voting": "best single", **score(y, proba=proba[best])},
     ])
     differences = _differences(y, soft_labels, hard_labels, preds.n_classes, n_resamples=n_resamples, seed=seed)
     votes = vote_counts(predict_labels(proba), preds.n_classes, weights)
@@ -379,7 +374,7 @@ def compare_label_smoothing(runs: Sequence[str | Path | RunInfo], *, views: Sequ
             if calibration == "raw":
                 raw_proba[run.run_id] = proba
             metric_rows.append({**tag, "subset": "oof", "calibration": calibration,
-                                **_metrics_row(y, predict_labels(proba), proba)})
+                                **score(y, proba=proba)})
             rel_rows.append(reliability(y, proba).assign(**tag, calibration=calibration))
             conf_rows.append(confidence_histogram(proba).assign(**tag, calibration=calibration))
             ent_rows.append(entropy_histogram(proba).assign(**tag, calibration=calibration))
@@ -387,7 +382,7 @@ def compare_label_smoothing(runs: Sequence[str | Path | RunInfo], *, views: Sequ
                 mine = holdout.select(lambda m, rid=run.run_id: m.run_id == rid)
                 labels, hp = combine(mine.logits / t, "soft")
                 metric_rows.append({**tag, "subset": "holdout", "calibration": calibration,
-                                    **_metrics_row(holdout.labels, labels, hp)})
+                                    **score(holdout.labels, proba=hp, y_pred=labels)})
     base = infos[0]
     diff_rows = []
     for run in infos[1:]:
