@@ -204,18 +204,23 @@ def _progress(folds: dict[str, dict]) -> float:
 
 
 def append_metrics(run_dir: str | Path, row: dict[str, Any]) -> None:
-    """Add one (fold, epoch) row to metrics.csv (rewritten atomically; it stays small)."""
-    frame = read_metrics(run_dir)
+    """Add one (fold, epoch) row to metrics.csv (rewritten atomically; it stays small).
+
+    Under the run's lock: folds of one run may train in parallel processes (one per GPU).
+    """
     new = pd.DataFrame([{c: row.get(c) for c in METRIC_COLUMNS}])
-    frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
-    atomic_write_text(Path(run_dir) / METRICS_FILE, frame.to_csv(index=False))
+    with _status_lock(Path(run_dir)):
+        frame = read_metrics(run_dir)
+        frame = new if frame.empty else pd.concat([frame, new], ignore_index=True)
+        atomic_write_text(Path(run_dir) / METRICS_FILE, frame.to_csv(index=False))
 
 
 def drop_fold_metrics(run_dir: str | Path, fold: int) -> None:
     """Forget a fold's metric rows (before it trains again from scratch)."""
-    frame = read_metrics(run_dir)
-    if not frame.empty and (frame["fold"] == fold).any():
-        atomic_write_text(Path(run_dir) / METRICS_FILE, frame[frame["fold"] != fold].to_csv(index=False))
+    with _status_lock(Path(run_dir)):
+        frame = read_metrics(run_dir)
+        if not frame.empty and (frame["fold"] == fold).any():
+            atomic_write_text(Path(run_dir) / METRICS_FILE, frame[frame["fold"] != fold].to_csv(index=False))
 
 
 def write_predictions(run_dir: str | Path, fold: int, subset: str, frame: pd.DataFrame) -> Path:

@@ -79,6 +79,25 @@ def test_status_updates_merge_under_concurrency(study):
     assert not list(run_dir.glob(".*.tmp"))
 
 
+def _append_rows(run_dir, fold: int, n: int) -> None:
+    for epoch in range(n):
+        append_metrics(run_dir, {"fold": fold, "epoch": epoch, "val_loss": 1.0})
+
+
+def test_metrics_rows_survive_folds_training_in_parallel_processes(tmp_path, demo_spec_path):
+    import multiprocessing
+
+    (run_dir,) = create_runs(load_run_configs(config(demo_spec_path)), workspace=tmp_path)
+    ctx = multiprocessing.get_context("fork")
+    workers = [ctx.Process(target=_append_rows, args=(run_dir, fold, 15)) for fold in (0, 1)]
+    for w in workers:
+        w.start()
+    _append_rows(run_dir, 2, 15)
+    for w in workers:
+        w.join(60)
+    assert read_metrics(run_dir).groupby("fold").size().to_dict() == {0: 15, 1: 15, 2: 15}
+
+
 def test_progress_follows_fold_state(tmp_path, demo_spec_path):
     (run_dir,) = create_runs(load_run_configs(config(demo_spec_path)), workspace=tmp_path)
     update_fold_status(run_dir, 0, state="done")
