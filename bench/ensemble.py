@@ -173,7 +173,7 @@ def table(rows: list[dict], where: str) -> str:
     lines += ["", "Reading it: the label-metric bootstraps draw the counts of each joint outcome from a multinomial "
               "instead of resampling indices (the same distribution), hence their ratio; log loss averages per-sample "
               "losses over an index matrix. The ensemble search runs BLAS on one thread: a multi-threaded BLAS made it "
-              "2.7x slower on busy cores (another job running) and no faster on idle ones."]
+              "2.7x slower on busy cores (another job running) and 1.8x slower on nearly idle ones."]
     if over:
         lines[-1] += (f" Over 5 s wall-clock here: {', '.join(r['name'].split(',')[0].lower() for r in over)} — at "
                       f"{max(r['fast'] / max(r['fast_cpu'], 1e-9) for r in over):.1f}x their CPU seconds, which stay "

@@ -50,8 +50,8 @@ _GAIN_MAX_ELEMENTS = 50_000_000
 
 def _one_blas_thread(fn):
     """Run ``fn`` with BLAS on one thread: the search issues many mid-sized products, and a multi-threaded
-    BLAS makes each wait for all its threads — 2.7x slower measured when the cores are busy (a training
-    job, the studio), for no measurable gain when they are idle."""
+    BLAS makes each wait for all its threads: measured 2.7x slower when the cores are busy (a training
+    job, the studio) and 1.8x slower when they are nearly idle."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
