@@ -10,6 +10,7 @@ view. A complete fold (weights + every prediction file) is never touched again, 
 from __future__ import annotations
 
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable, Iterable
@@ -157,6 +158,8 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
 def seed_everything(seed: int, *, deterministic: bool, device: torch.device) -> None:
     """Seed torch (CPU and CUDA); optionally ask for deterministic kernels."""
     torch.manual_seed(seed)
+    if deterministic:  # cuBLAS needs a fixed workspace to be deterministic (read when CUDA starts)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = not deterministic
         torch.backends.cuda.matmul.allow_tf32 = True

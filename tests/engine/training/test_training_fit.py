@@ -162,3 +162,15 @@ def test_a_study_shares_one_split(tiny_study):
 def test_the_run_still_needs_its_dataset(three_fold_run):
     dataset = open_dataset(read_config(three_fold_run["run_dir"]).dataset)
     assert len(dataset.manifest) == len(read_split(three_fold_run["run_dir"]))
+
+
+def test_the_same_config_trains_to_the_same_weights(tmp_path, tiny_config):
+    from safetensors.torch import load_file
+
+    data = tiny_config(**{"split.k": 2, "train.batch_size": 128, "train.deterministic": True, "tta_views": ["identity"]})
+    run_dirs = [create_runs(load_run_configs(data), workspace=tmp_path)[0] for _ in range(2)]
+    for run_dir in run_dirs:
+        train_run(run_dir, folds=[0])
+    a, b = (load_file(str(weights_path(r, 0))) for r in run_dirs)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k].numpy(), b[k].numpy()) for k in a)
+    pd.testing.assert_frame_equal(read_predictions(run_dirs[0], "oof"), read_predictions(run_dirs[1], "oof"))
