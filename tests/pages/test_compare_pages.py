@@ -18,13 +18,6 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = str(REPO_ROOT / "studio" / "app.py")
 
 
-@pytest.fixture
-def study_env(tiny_study, demo_spec_path, monkeypatch):
-    monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(tiny_study.workspace))
-    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(demo_spec_path))
-    return tiny_study
-
-
 def open_page(page: str) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page(f"../pages/{page}").run()
