@@ -27,7 +27,7 @@ On disk: ``<workspace>/cache/decoded/<key>/``
     every row: a build stats the files, reuses each row whose path, size and ``mtime_ns`` still
     match, decodes only new or changed images, and drops rows of files that are gone. A build with
     nothing to decode writes nothing. A build that does decode writes a new store into a temporary
-    folder (copying the kept rows, a memcpy, and decoding the rest in worker processes that write
+    folder (copying the kept rows, a memcpy, and decoding the rest in worker threads that write
     straight into the memory map), renames it, then swaps ``current.json`` atomically — a reader
     never sees half a store. An exclusive lock on the key folder serialises builds; each open cache
     holds a shared lock on its store, so a later build only deletes stores nobody reads.
@@ -45,13 +45,11 @@ import contextlib
 import hashlib
 import logging
 import math
-import multiprocessing as mp
 import os
 import shutil
-import sys
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -345,9 +343,6 @@ def _plan_chunk(paths: list[str], stored_size: int) -> list[int]:
 
 def _decode_chunk(items: list[tuple[str, int, int]], pixels_path: str, stored_size: int) -> list[tuple[int, int] | str]:
     """Worker: decode each (path, offset, nbytes) into the memory map; per item its (H, W) or why it failed."""
-    import cv2
-
-    cv2.setNumThreads(1)  # one image per process already keeps every core busy
     mm = np.memmap(pixels_path, dtype=np.uint8, mode="r+")
     out: list[tuple[int, int] | str] = []
     for path, offset, nbytes in items:
@@ -371,16 +366,15 @@ def _chunks(items: list, workers: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    # fork on Linux, as torch's DataLoader does: spawn / forkserver children re-import the caller's main
-    # script, which a script without an ``if __name__ == "__main__"`` guard turns into a second build
-    # that waits forever on the build lock. The workers only run Pillow, OpenCV and numpy.
-    method = "fork" if sys.platform.startswith("linux") else "spawn"
-    return ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context(method))
+def _pool(workers: int) -> ThreadPoolExecutor:
+    # Threads, not processes: Pillow's decoders and OpenCV's resize release the GIL, so threads keep
+    # every core busy; and a fork from a process that already runs threads (a Streamlit server, a
+    # Playwright driver, torch's pools) can deadlock the child inside OpenCV — seen in the test suite.
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="decoded-cache")
 
 
 def _run_chunks(fn, chunks: list[list], args: tuple, workers: int, on_chunk: Callable[[int], None]) -> list:
-    """``fn(chunk, *args)`` for every chunk, in a process pool unless the work is tiny; results in order."""
+    """``fn(chunk, *args)`` for every chunk, in a thread pool unless the work is tiny; results in order."""
     if workers <= 1 or sum(len(c) for c in chunks) < _INLINE_DECODES:
         results = []
         for c in chunks:
@@ -409,7 +403,7 @@ def build_decoded_cache(paths: Sequence[str | os.PathLike], stored_size: int, *,
                         progress: Progress | None = None) -> DecodedImageCache | None:
     """Build (or reuse, or update) the cache of ``paths`` at shorter side ``stored_size``; ``None`` if it does not fit.
 
-    Only new or changed images (by path, size, mtime_ns) are decoded, in ``workers`` processes
+    Only new or changed images (by path, size, mtime_ns) are decoded, in ``workers`` threads
     (default: every core). ``progress(done, total)`` counts decoded images (``(0, 0)`` when nothing
     had to be decoded). ``max_bytes`` bounds the store (pixels of every image it keeps); with no
     bound, the free disk space less 1 GiB does. When the cache would not fit, a warning says why
@@ -555,7 +549,7 @@ def _write_store(key_dir: Path, old_store: Path | None, index, n_kept: int, stor
 
 def _decode_into(pixels: Path, todo: list[tuple[str, int, int]], stored_size: int, workers: int,
                  progress: Progress | None) -> list[tuple[int, int] | str]:
-    """Decode every (path, offset, nbytes) into the pixels file in worker processes; per item (H, W) or the error."""
+    """Decode every (path, offset, nbytes) into the pixels file in worker threads; per item (H, W) or the error."""
     done = 0
 
     def advance(n: int) -> None:
