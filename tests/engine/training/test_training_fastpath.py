@@ -97,23 +97,12 @@ def test_a_cache_over_the_limit_falls_back_to_decoding(workspace, small_dataset)
 
 
 def test_loaders_keep_workers_and_pin_memory_for_cuda():
-    data = AugmentedImages(_Arrays([np.zeros((8, 8, 3), np.uint8)] * 4), None, 8)
+    data = AugmentedImages([np.zeros((8, 8, 3), np.uint8)] * 4, None, 8)  # a list is an image source
     assert make_loader(data, batch_size=2, shuffle=False, num_workers=2, device=torch.device("cpu")).persistent_workers
     assert not make_loader(
         data, batch_size=2, shuffle=False, num_workers=0, device=torch.device("cpu")
     ).persistent_workers
     assert make_loader(data, batch_size=2, shuffle=False, num_workers=0, device=torch.device("cuda")).pin_memory
-
-
-class _Arrays:
-    def __init__(self, images):
-        self.images = images
-
-    def __len__(self):
-        return len(self.images)
-
-    def __getitem__(self, i):
-        return self.images[i]
 
 
 # ---------------------------------------------------------------- automatic batch size
@@ -194,7 +183,7 @@ class _ShapeRecorder(torch.nn.Module):
 def _logits_of(model, n_images: int, batch_size: int) -> dict[str, np.ndarray]:
     images = [np.full((4, 4, 3), i * 10, np.uint8) for i in range(n_images)]
     loader = make_loader(
-        AugmentedImages(_Arrays(images), None, 4),
+        AugmentedImages(images, None, 4),
         batch_size=batch_size,
         shuffle=False,
         num_workers=0,
