@@ -223,9 +223,10 @@ def test_pickled_cache_is_read_by_dataloader_workers(many_images, workspace):
     np.testing.assert_array_equal(clone[5], cache[5])
 
     expected = {i: int(load_resized(p, S).astype(np.int64).sum()) for i, p in enumerate(many_images)}
-    # The default start method (fork on Linux) shares the parent's map; spawn (macOS, Windows, Python 3.14's
-    # forkserver) pickles the dataset into each worker, as the round trip above does, but takes ~20 s per
-    # worker to import torch on a busy 2-core machine, so it is left to that round trip.
+    # The workers get `clone`, which has never mapped the file: each maps it on its first read. Under
+    # spawn (macOS, Windows, Python 3.14's forkserver) they would get it by pickling, as the round trip
+    # above does; the default fork is used here because spawned workers take tens of seconds each to
+    # import torch on a busy 2-core machine.
     loader = torch.utils.data.DataLoader(_PixelSums(clone), batch_size=8, num_workers=2)
     sums = {int(i): int(s) for s_batch, i_batch in loader for s, i in zip(s_batch, i_batch, strict=True)}
     assert sums == expected
