@@ -100,6 +100,14 @@ def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict
                                     "makes them available here.")
         views = c2.multiselect("TTA views", list(TTA_VIEWS), default=list(DEFAULT_TTA_VIEWS), key="train_tta")
         device = c3.selectbox("Device", ["auto", *devices], key="train_device")
+        c1, c2, c3 = st.columns(3)
+        data_cache = c1.checkbox("Decoded-image cache", True, key="train_cache",
+                                 help="Decode and resize each image once into a memory-mapped cache in the "
+                                      "workspace, shared by every fold and run; later runs decode nothing.")
+        compile_model = c2.checkbox("torch.compile", False, key="train_compile",
+                                    help="Compiles the model first: pays off on long GPU runs, slow to start on CPU.")
+        auto_batch = c3.checkbox("Find batch size on GPU", False, key="train_auto_batch",
+                                 help="On CUDA, halve the batch size until a training step fits in memory.")
         name = st.text_input("Run name (optional)", key="train_name", placeholder="e.g. effnet-ls")
         launched = st.form_submit_button("Launch training", type="primary", icon=":material/rocket_launch:")
     if not weights:
@@ -109,13 +117,15 @@ def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict
     return build_config(dataset, workspace, model=model, weights=weights, image_size=image_size, k=k,
                         holdout=holdout, group=None if group == "(none)" else group, epochs=epochs, batch=batch,
                         optimizer=optimizer, lr=lr, scheduler=scheduler, loss=loss, smoothing=smoothing,
-                        workers=workers, augment=augment, views=views, device=device, name=name)
+                        workers=workers, augment=augment, views=views, device=device, name=name,
+                        data_cache=data_cache, compile_model=compile_model, auto_batch=auto_batch)
 
 
 def build_config(dataset: Dataset, workspace: Path, *, model: str, weights: str, image_size: int, k: int,
                  holdout: float, group: str | None, epochs: int, batch: int, optimizer: str, lr: float,
                  scheduler: str, loss: str, smoothing: str, workers: int, augment: str, views: list[str],
-                 device: str, name: str) -> dict[str, Any]:
+                 device: str, name: str, data_cache: bool = True, compile_model: bool = False,
+                 auto_batch: bool = False) -> dict[str, Any]:
     """The config dict of the form's choices (pure: testable without Streamlit)."""
     from engine.augment import load_pipeline_file
     from engine.augment.presets import preset
@@ -133,7 +143,8 @@ def build_config(dataset: Dataset, workspace: Path, *, model: str, weights: str,
         "split": {"k": int(k), "holdout_fraction": float(holdout), "group_column": group},
         "train": {"epochs": int(epochs), "batch_size": int(batch), "optimizer": optimizer, "lr": float(lr),
                   "scheduler": scheduler, "loss": loss, "label_smoothing": smoothing_values[0],
-                  "num_workers": int(workers)},
+                  "num_workers": int(workers), "data_cache": bool(data_cache), "compile": bool(compile_model),
+                  "auto_batch_size": bool(auto_batch)},
         "augment": augment_dict,
         "tta_views": list(views),
         "device": device,

@@ -141,4 +141,5 @@ def test_build_config_makes_a_study_from_several_smoothing_values(demo_dataset, 
 
     configs = load_run_configs(config)
     assert [c.train.label_smoothing for c in configs] == [0.0, 0.1]
+    assert configs[0].train.data_cache and not configs[0].train.compile and not configs[0].train.auto_batch_size
     assert parse_values("0.2", field="x") == [0.2]
