@@ -12,7 +12,13 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: studio test setup setup-test chromium lint demo
 
+# Streamlit asks for an e-mail address on its very first run (and fails without a terminal); an empty
+# answer is what pressing Enter would save, so write it when there is none.
+STREAMLIT_CREDENTIALS := $(HOME)/.streamlit/credentials.toml
+
 studio: setup
+	@test -f "$(STREAMLIT_CREDENTIALS)" || { mkdir -p "$(dir $(STREAMLIT_CREDENTIALS))" && \
+	  printf '[general]\nemail = ""\n' > "$(STREAMLIT_CREDENTIALS)"; }
 	$(PY) -m streamlit run studio/app.py
 
 test: setup-test
