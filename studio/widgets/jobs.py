@@ -18,7 +18,7 @@ from studio import run_loaders
 from studio.figures.training import learning_curves
 
 ACTIVE = ("queued", "running")
-STATE_ICONS = {"queued": "⏳", "running": "▶️", "done": "✅", "failed": "❌", "cancelled": "⏹️"}
+STATE_ICONS = {"queued": "…", "running": "▶", "done": "✓", "failed": "✗", "cancelled": "■"}  # plain glyphs: no emoji font needed
 REFRESH_SECONDS = 2.0
 
 
