@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 from engine.jobs import create_launcher, effective_status, launch_training, list_devices
-from studio import run_loaders, state
+from studio import loaders, run_loaders, state
 from studio.widgets import jobs
 from studio.widgets.common import require_dataset
 from studio.widgets.train_form import run_config_ui
@@ -30,8 +30,8 @@ else:
         st.success(f"Launched {len(run_dirs)} run(s): " + ", ".join(d.name for d in run_dirs)
                    + (" — a study sharing one split." if len(run_dirs) > 1 else "."))
 
-runs = run_loaders.runs_table(workspace)
-active = bool(len(runs)) and runs["state"].isin(jobs.ACTIVE).any()
+# Only whether a job is live decides the polling; the fragment reads the full table itself.
+active = bool(loaders.active_jobs(workspace))
 
 
 @st.fragment(run_every=jobs.REFRESH_SECONDS if active else None)

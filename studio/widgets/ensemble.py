@@ -90,7 +90,8 @@ def tta_section(run_dirs: tuple[str, ...], token) -> None:
 
 def label_smoothing_section(run_dirs: tuple[str, ...], token, tta: str, all_runs: pd.DataFrame) -> None:
     """Runs that differ only in label smoothing: metrics, reliability, confidence / entropy, temperature scaling."""
-    groups = run_loaders.label_smoothing_groups(tuple(all_runs["path"]), run_loaders.runs_token(tuple(all_runs["path"])))
+    all_dirs = tuple(all_runs["path"])
+    groups = run_loaders.label_smoothing_groups(all_dirs, run_loaders.runs_token(all_dirs))
     if not groups:
         st.info("No runs differ only in label smoothing. On the **Train** page, type several values in "
                 "*Label smoothing* (e.g. `0.0, 0.1`) to launch such a study.")
