@@ -6,7 +6,9 @@ ensemble search use. Conventions, shared by both:
 
 - labels are class indices ``0 .. C-1`` into the one ordered class list;
 - macro-F1 averages over the classes present in ``y_true`` or in the predictions (scikit-learn's
-  ``f1_score(average="macro")`` without ``labels``); a present class with no true positive scores 0;
+  ``f1_score(average="macro")`` without ``labels``); a present class with no true positive scores 0.
+  The training loop's ``val_macro_f1`` (metrics.csv) is :func:`score`'s, so the two never differ
+  (docs/formats.md, "Metric definitions", says why this definition);
 - log loss and Brier score take class probabilities; Brier is the multiclass sum over classes of
   ``(p - onehot)^2`` averaged over samples (for two classes it is twice the binary Brier score);
 - ECE (expected calibration error) is top-label with 15 equal-width confidence bins over (0, 1]:

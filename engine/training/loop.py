@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import f1_score
 from torch import nn
 
+from engine.analysis.metrics import score
 from engine.training.config import TrainConfig
 
 
@@ -130,14 +130,19 @@ def collect_logits(model: nn.Module, loader, to_input: Callable, *, views=("iden
 
 
 def classification_metrics(logits: np.ndarray, labels: np.ndarray, num_classes: int) -> dict[str, float]:
-    """val_loss (plain cross-entropy: no smoothing, no weights, so runs compare), val_accuracy, val_macro_f1."""
+    """val_loss (plain cross-entropy: no smoothing, no weights, so runs compare), val_accuracy, val_macro_f1.
+
+    Accuracy and macro-F1 are :func:`engine.analysis.metrics.score`'s, so metrics.csv and the Folds page
+    agree: macro-F1 averages over the classes present in the labels or the predictions (scikit-learn's
+    ``f1_score(average="macro")``), not over all ``num_classes``.
+    """
     labels = np.array(labels, dtype=np.int64)  # a copy: pandas hands out read-only arrays
-    logits_t, labels_t = torch.from_numpy(np.array(logits, dtype=np.float32)), torch.from_numpy(labels)
-    pred = logits.argmax(axis=1)
+    logits = np.array(logits, dtype=np.float32)
+    scores = score(labels, y_pred=logits.argmax(axis=1))
     return {
-        "val_loss": float(F.cross_entropy(logits_t, labels_t)),
-        "val_accuracy": float((pred == labels).mean()),
-        "val_macro_f1": float(f1_score(labels, pred, average="macro", labels=np.arange(num_classes), zero_division=0)),
+        "val_loss": float(F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(labels))),
+        "val_accuracy": scores["accuracy"],
+        "val_macro_f1": scores["macro_f1"],
     }
 
 
