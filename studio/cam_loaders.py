@@ -171,8 +171,11 @@ def load_images(paths: list[str]) -> list[np.ndarray]:
 @st.cache_data(max_entries=64, show_spinner=False)
 def _cams(run_dir: str, fold: int, weights_mtime: float, token: tuple, _images: list[np.ndarray], method: str,
           targets: int | tuple[int, ...] | None, layer: str | None) -> CamResult:
+    from engine.training.data import run_prediction_input
+
     model, info = _fold_model(run_dir, fold, weights_mtime, device_name())
-    return compute_cams(model, _images, data_config=info["data_config"], method=method,
+    prepared_like_prediction = run_prediction_input(info["config"], info["data_config"])
+    return compute_cams(model, _images, data_config=prepared_like_prediction, method=method,
                         targets=list(targets) if isinstance(targets, tuple) else targets, layer=layer)
 
 

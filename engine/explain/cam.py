@@ -35,6 +35,7 @@ from torch import nn
 from engine.errors import ConfigError
 from engine.explain.guard import model_guard
 from engine.explain.layers import TargetLayer, find_target_layer, model_name, probe_outputs
+from engine.training.data import PredictionInput
 
 
 class _QuietScoreCAM(ScoreCAM):
@@ -133,7 +134,10 @@ class CamResult:
         return self.probabilities[np.arange(len(self.predicted)), self.predicted]
 
 
-def _data_config(data_config: Mapping) -> tuple[tuple[int, int, int], np.ndarray, np.ndarray]:
+def _prediction_input(data_config: Mapping | PredictionInput) -> PredictionInput:
+    """A run's :class:`PredictionInput` as given, or one from a timm data config (resize + mean/std only)."""
+    if isinstance(data_config, PredictionInput):
+        return data_config
     try:
         input_size = tuple(int(v) for v in data_config["input_size"])
         mean = np.asarray(data_config["mean"], dtype=np.float32).reshape(-1)
@@ -144,7 +148,7 @@ def _data_config(data_config: Mapping) -> tuple[tuple[int, int, int], np.ndarray
     if len(input_size) != 3 or input_size[0] != 3 or min(input_size) < 1 or len(mean) != 3 or len(std) != 3:
         raise ConfigError(f"The 'data_config' parameter must describe 3-channel input: input_size (3, H, W), "
                           f"3 means and 3 stds. Got input_size={input_size}, mean={mean.tolist()}, std={std.tolist()}.")
-    return input_size, mean, std
+    return PredictionInput.from_data_config({"input_size": input_size, "mean": mean.tolist(), "std": std.tolist()})
 
 
 def _check_images(images) -> list[np.ndarray]:
@@ -159,25 +163,11 @@ def _check_images(images) -> list[np.ndarray]:
     return images
 
 
-def fit_to(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Resize to (height, width) the way training and prediction do (``engine.training.data.fit_size``):
-    area interpolation to shrink, bilinear to enlarge."""
-    h, w = image.shape[:2]
-    if (h, w) == (height, width):
-        return image
-    shrink = h * w > height * width
-    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
-
-
-def preprocess(images: Sequence[np.ndarray], data_config: Mapping, device: str | torch.device = "cpu") -> torch.Tensor:
-    """RGB uint8 (H, W, 3) images -> the float32 batch (N, 3, H_in, W_in) the model saw in prediction:
-    resized with :func:`fit_to`, normalized on ``device`` by ``engine.training.data.DeviceInput``."""
-    from engine.training.data import DeviceInput
-
-    input_size, _, _ = _data_config(data_config)
-    batch = np.stack([fit_to(np.asarray(img), input_size[1], input_size[2]) for img in images])
-    uint8 = torch.from_numpy(np.ascontiguousarray(batch.transpose(0, 3, 1, 2)))
-    return DeviceInput(dict(data_config), torch.device(device), channels_last=False)(uint8)
+def preprocess(images: Sequence[np.ndarray], data_config: Mapping | PredictionInput,
+               device: str | torch.device = "cpu") -> torch.Tensor:
+    """RGB uint8 (H, W, 3) images -> the float32 batch (N, 3, H_in, W_in) the model saw in prediction,
+    through :meth:`engine.training.data.PredictionInput.batch` (the steps of prediction's loader)."""
+    return _prediction_input(data_config).batch(images, device)
 
 
 def _targets_array(targets, n: int, num_classes: int) -> np.ndarray | None:
@@ -205,7 +195,7 @@ def compute_cams(
     model: nn.Module,
     images: Sequence[np.ndarray],
     *,
-    data_config: Mapping,
+    data_config: Mapping | PredictionInput,
     method: str = "gradcam",
     targets: int | Sequence[int] | None = None,
     layer: str | None = None,
@@ -215,8 +205,11 @@ def compute_cams(
     """Class activation maps of ``images`` for ``model``.
 
     ``images``: RGB uint8 arrays (H, W, 3), any sizes (an (N, H, W, 3) array works), resized to the
-    model's input size. ``data_config``: ``input_size`` (3, H, W), ``mean``, ``std`` (timm's
-    ``resolve_data_config`` format). ``method``: one of :func:`list_cam_methods`. ``targets``: the
+    model's input size. ``data_config``: for a run's fold model, the run's
+    :class:`~engine.training.data.PredictionInput` (``run_prediction_input(config, data_config)``), so the
+    CAM explains exactly the input prediction gave the model (the run's own ``A.Normalize``, its image
+    shrink); or, for any model, timm's ``resolve_data_config`` dict (``input_size`` (3, H, W), ``mean``,
+    ``std``): resize and normalize only. ``method``: one of :func:`list_cam_methods`. ``targets``: the
     class each map explains — None for the predicted class, one index for all images, or one per
     image. ``layer``: a module name, default the automatic choice (:mod:`engine.explain.layers`).
     ``device``: None computes where the model's parameters are; a device moves the model there.
@@ -225,7 +218,8 @@ def compute_cams(
     """
     spec = get_cam_method(method)
     images = _check_images(images)
-    input_size, _, _ = _data_config(data_config)
+    prepare = _prediction_input(data_config)
+    input_size = (3, *prepare.size)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"The 'batch_size' parameter must be a positive int. Got {batch_size!r} instead.")
     if device is not None:
@@ -247,7 +241,7 @@ def compute_cams(
             maps, logits = [], []
             with torch.autocast(device_type=dev.type, enabled=False), torch.set_grad_enabled(cam.uses_gradients):
                 for start in range(0, len(images), batch_size):
-                    x = preprocess(images[start:start + batch_size], data_config, dev)
+                    x = prepare.batch(images[start:start + batch_size], dev)
                     chunk = None if target_arr is None else target_arr[start:start + batch_size]
                     maps.append(cam(input_tensor=x, targets=None if chunk is None else
                                     [ClassifierOutputTarget(int(t)) for t in chunk]))

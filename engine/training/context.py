@@ -14,7 +14,7 @@ import torch
 
 from engine.errors import ConfigError, RunError
 from engine.training.config import RunConfig, check_device_name
-from engine.training.data import AugmentedImages, DeviceInput, ends_with_normalize
+from engine.training.data import AugmentedImages, DeviceInput, prediction_pipeline
 
 # An image source factory: paths -> object with __len__ and __getitem__(i) -> (H, W, 3) uint8.
 ImageSourceFactory = Callable[[Sequence[str]], Any]
@@ -96,10 +96,7 @@ class RunContext:
 
     def eval_pipeline(self):
         """None (resize only), or the training pipeline's final ``A.Normalize`` when it normalizes itself."""
-        import albumentations as A
-
-        train = self.train_pipeline()
-        return A.Compose([train.transforms[-1]]) if ends_with_normalize(train) else None
+        return prediction_pipeline(self.train_pipeline())
 
     def open_images(self, progress: Callable[[int, int], None] | None = None):
         """Build or reuse the decoded-image cache of every training and test image, once per context.

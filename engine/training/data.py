@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -77,16 +78,36 @@ def ends_with_normalize(pipeline) -> bool:
     return bool(transforms) and isinstance(transforms[-1], A.Normalize)
 
 
+def prediction_pipeline(train_pipeline):
+    """What prediction applies of a training pipeline: its final ``A.Normalize`` (as a Compose) when it
+    normalizes itself, else None (resize only; :class:`DeviceInput` normalizes with the model's mean/std)."""
+    import albumentations as A
+
+    return A.Compose([train_pipeline.transforms[-1]]) if ends_with_normalize(train_pipeline) else None
+
+
 # ---------------------------------------------------------------- dataset
 
 
-def fit_size(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize to (size, size) when needed: area interpolation to shrink, bilinear to enlarge."""
+def fit_size(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` (square) or ``(height, width)`` when needed: area interpolation to shrink,
+    bilinear to enlarge."""
+    height, width = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     h, w = image.shape[:2]
-    if (h, w) == (size, size):
+    if (h, w) == (height, width):
         return image
-    shrink = h * w > size * size
-    return cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    shrink = h * w > height * width
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def to_chw(image: np.ndarray, size: int | tuple[int, int], pipeline=None) -> torch.Tensor:
+    """One (H, W, 3) uint8 image -> ``pipeline`` (if any) -> :func:`fit_size` -> a (3, h, w) tensor:
+    uint8, or float32 when the pipeline ended with ``A.Normalize``. Training, prediction and Grad-CAM
+    all prepare an image with this function."""
+    if pipeline is not None:
+        image = pipeline(image=image)["image"]
+    image = fit_size(np.ascontiguousarray(image), size)
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
 
 
 class AugmentedImages(Dataset):
@@ -131,11 +152,7 @@ class AugmentedImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self._seeded_epoch != self.epoch:  # a persistent worker meeting a new epoch
             self.reseed(self._worker_id)
-        image = self.source[index]
-        if self.pipeline is not None:
-            image = self.pipeline(image=image)["image"]
-        image = fit_size(np.ascontiguousarray(image), self.image_size)
-        return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))), int(self.labels[index])
+        return to_chw(self.source[index], self.image_size, self.pipeline), int(self.labels[index])
 
 
 def worker_init(worker_id: int) -> None:
@@ -181,3 +198,62 @@ class DeviceInput:
         else:
             x = x.float()  # the pipeline normalized already (it ends with A.Normalize)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+# ---------------------------------------------------------------- prediction input, for images from outside a loader
+
+
+@dataclass(frozen=True)
+class PredictionInput:
+    """How prediction turns decoded RGB images into model input; Grad-CAM uses it to see what prediction saw.
+
+    ``size`` (height, width) of the model input; ``mean`` / ``std`` as in timm's data config;
+    ``pipeline`` the run's :func:`prediction_pipeline` (None: resize only); ``stored_size`` the shorter side
+    the run's image source first shrinks every image to (:mod:`engine.data.decoded_cache`), None when
+    the images come already prepared. :meth:`batch` = shrink like the image source -> :func:`to_chw`
+    -> :class:`DeviceInput`: the steps a prediction loader and ``RunContext.to_input`` take.
+    (A JPEG read by the image source is decoded at a reduced DCT scale first, so its pixels may
+    differ by a grey level or so from a full decode shrunk here.)
+    """
+
+    size: tuple[int, int]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    pipeline: Any = None
+    stored_size: int | None = None
+
+    @classmethod
+    def from_data_config(cls, data_config: dict[str, Any], *, pipeline=None,
+                         stored_size: int | None = None) -> PredictionInput:
+        """From timm's data config (``input_size`` (C, H, W), ``mean``, ``std``)."""
+        _, height, width = (int(v) for v in data_config["input_size"])
+        return cls(size=(height, width), mean=tuple(float(m) for m in data_config["mean"]),
+                   std=tuple(float(s) for s in data_config["std"]), pipeline=pipeline, stored_size=stored_size)
+
+    @property
+    def data_config(self) -> dict[str, Any]:
+        return {"input_size": (3, *self.size), "mean": self.mean, "std": self.std}
+
+    def batch(self, images: Sequence[np.ndarray], device: torch.device | str = "cpu", *,
+              channels_last: bool = False) -> torch.Tensor:
+        """RGB uint8 images (H, W, 3), any sizes -> the float32 model input (N, 3, height, width) on ``device``."""
+        from engine.data.decoded_cache import resize_for_cache
+
+        items = []
+        for image in images:
+            image = np.asarray(image)
+            if self.stored_size is not None:
+                image = resize_for_cache(image, self.stored_size)
+            items.append(to_chw(image, self.size, self.pipeline))
+        return DeviceInput(self.data_config, torch.device(device), channels_last=channels_last)(torch.stack(items))
+
+
+def run_prediction_input(cfg, data_config: dict[str, Any]) -> PredictionInput:
+    """The :class:`PredictionInput` of a run: its config's (``RunConfig``) augmentation pipeline and the
+    model's data config (``engine.training.models.resolve_data_config``)."""
+    from engine.augment.pipeline import pipeline_from_dict
+    from engine.data.decoded_cache import stored_size_for
+
+    pipeline = prediction_pipeline(pipeline_from_dict(cfg.augment, source="'augment' field of the run config"))
+    return PredictionInput.from_data_config(data_config, pipeline=pipeline,
+                                            stored_size=stored_size_for(int(data_config["input_size"][-1])))
