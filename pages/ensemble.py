@@ -28,7 +28,7 @@ try:
 except EngineError as e:
     st.error(f"The run's dataset cannot be opened: {e}")
     st.stop()
-paths = sample_paths(dataset)
+paths = sample_paths(dataset, "holdout")  # voting and combinations show holdout / OOF images: training images
 mode, views = tta_ui(list(config["tta_views"]), key_prefix="ens")
 token = run_loaders.runs_token(run_dirs)
 

@@ -67,4 +67,4 @@ if result.agreement:
         captions = [("true " + str(r["label"]) + " · " if "label" in r else "")
                     + " · ".join(f"{f}: {r[f]} ({confidence.at[r['sample_id'], f]:.0%})" for f in folds)
                     for _, r in top.iterrows()]
-        sample_grid(top, captions, sample_paths(dataset), columns=8)
+        sample_grid(top, captions, sample_paths(dataset, subset), columns=8)

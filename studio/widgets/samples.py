@@ -8,12 +8,17 @@ import streamlit as st
 from engine.data import Dataset
 from studio.loaders import thumbnail
 
+SUBSETS = ("oof", "holdout", "test")
 
-def sample_paths(dataset: Dataset) -> dict[str, str]:
-    """sample_id -> image path over training and test images (holdout and OOF samples are training images)."""
-    paths = dict(zip(dataset.manifest["sample_id"], dataset.manifest["path"], strict=True))
-    paths.update(zip(dataset.test_manifest["sample_id"], dataset.test_manifest["path"], strict=True))
-    return paths
+
+def sample_paths(dataset: Dataset, subset: str) -> dict[str, str]:
+    """sample_id -> image path of the images a prediction subset holds: the test images for ``test``, the
+    training images for ``oof`` and ``holdout``. One subset at a time: a test id may equal a training id
+    (Kaggle numbers both from 0), and the two are different images."""
+    if subset not in SUBSETS:
+        raise ValueError(f"The 'subset' parameter must be a str among {list(SUBSETS)}. Got {subset!r} instead.")
+    table = dataset.test_manifest if subset == "test" else dataset.manifest
+    return dict(zip(table["sample_id"], table["path"], strict=True))
 
 
 def sample_grid(rows: pd.DataFrame, captions: list[str], paths: dict[str, str], *, columns: int = 6,
