@@ -32,6 +32,7 @@ DATA_META_NORMALIZE = "data_meta_normalize"  # bool: shares within each metadata
 DATA_PROPERTY = "data_property"  # str: scan column shown as a histogram
 DATA_PROPERTY_CLASSES = "data_property_classes"  # list[str]
 DATA_PROBLEM_KINDS = "data_problem_kinds"  # list[str]
+DATA_PROBLEM_GROUP_PREFIX = "data_problem_group_"  # + severity: bool, that severity's problem list is open
 GALLERY_CLASSES = "data_gallery_classes"  # list[str]
 GALLERY_META_PREFIX = "data_gallery_meta_"  # + column name: list of kept values
 GALLERY_RANGE_PREFIX = "data_gallery_range_"  # + property: (low, high)

@@ -17,12 +17,12 @@ import pandas as pd
 
 from engine.data.hashing import connected_groups, hamming, hashes_to_uint64, near_duplicate_pairs
 from engine.data.manifest import natural_class_order
-from engine.data.problems import Problem
+from engine.data.problems import SEVERITIES, Problem, severity_of
 from engine.errors import DatasetError
 
 OTHER = "other"
 MISSING = "(missing)"
-PROBLEM_COLUMNS = ["kind", "path", "message"]
+PROBLEM_COLUMNS = ["kind", "path", "message", "severity"]
 SUMMARY_PROPERTIES = ["width", "height", "aspect", "brightness", "file_size"]
 # Modes a model takes as they are; anything else is converted on decode and worth a word.
 PLAIN_MODES = frozenset({"RGB", "L"})
@@ -358,9 +358,13 @@ def find_problems(scan_table: pd.DataFrame, *, tiny_side: int = 16, max_aspect: 
 
 
 def problems_table(problems: Iterable[Problem]) -> pd.DataFrame:
-    """Problems as a table with columns ``kind``, ``path``, ``message`` (in the order given)."""
-    rows = [p.to_dict() for p in problems]
-    return pd.DataFrame(rows, columns=PROBLEM_COLUMNS).astype({c: "str" for c in PROBLEM_COLUMNS})
+    """Problems as a table with columns ``kind``, ``path``, ``message``, ``severity`` (``must_fix``,
+    ``worth_a_look``, ``note``: :func:`engine.data.problems.severity_of`), the most serious first and
+    otherwise in the order given."""
+    rows = [{**p.to_dict(), "severity": severity_of(p.kind)} for p in problems]
+    table = pd.DataFrame(rows, columns=PROBLEM_COLUMNS).astype({c: "str" for c in PROBLEM_COLUMNS})
+    rank = table["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
+    return table.iloc[np.argsort(rank.to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 # ---------------------------------------------------------------- normalization

@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from engine.data import Dataset
+from engine.data.problems import SEVERITIES, SEVERITY_DESCRIPTIONS, SEVERITY_LABELS
 from studio import loaders, state
 from studio.figures.data import (
     META_KINDS,
@@ -70,8 +71,15 @@ def overview(dataset: Dataset, table: pd.DataFrame, dist: pd.DataFrame, problems
     cols[2].metric("Imbalance ratio", f"{ratio:.1f} : 1" if np.isfinite(ratio) else "∞", border=True,
                    help="Images in the largest class per image in the smallest class. 1 : 1 is perfectly balanced.")
     cols[3].metric("Typical image size", size, help=size_note, border=True)
-    cols[4].metric("Problems", f"{len(problems):,}", border=True,
-                   help="Corrupt, duplicate, tiny or odd files and skipped rows: see the Problems tab.")
+    by_severity = problems["severity"].value_counts()
+    minor = int(by_severity.sum() - by_severity.get("must_fix", 0))
+    rest = ", ".join(f"{int(by_severity[s]):,} {SEVERITY_LABELS[s].lower()}" for s in SEVERITIES[1:] if s in by_severity)
+    cols[4].metric("Problems to fix", f"{int(by_severity.get('must_fix', 0)):,}", border=True,
+                   delta=f"{minor:,} minor" if minor else None, delta_color="off", delta_arrow="off",
+                   help="Must fix: corrupt images, test images that are also training images, copies with conflicting "
+                        "labels, missing files or files outside the dataset folder. "
+                        + (f"Also found: {rest} (duplicates, tiny or extreme images, mode conversions), grouped "
+                           "below them in the Problems tab." if minor else ""))
 
 
 def classes_section(dataset: Dataset, token: loaders.ScanToken, dist: pd.DataFrame) -> None:
@@ -134,6 +142,7 @@ def properties_section(dataset: Dataset, table: pd.DataFrame) -> None:
 
 
 def problems_section(dataset: Dataset, problems: pd.DataFrame) -> None:
+    """The problems grouped by severity, most serious first; each group a list with thumbnails, computed when open."""
     if problems.empty:
         st.success("No problem found: every image decodes, no duplicates, no tiny or extreme images.",
                    icon=":material/check_circle:")
@@ -141,13 +150,36 @@ def problems_section(dataset: Dataset, problems: pd.DataFrame) -> None:
     from engine.data.problems import PROBLEM_KINDS
 
     counts = problems["kind"].value_counts()
+    order = problems.drop_duplicates("kind")["kind"].tolist()  # the table is sorted by severity
     kinds = st.multiselect(
-        "Kinds", counts.index.tolist(), key=state.DATA_PROBLEM_KINDS, placeholder="All kinds",
+        "Kinds", order, key=state.DATA_PROBLEM_KINDS, placeholder="All kinds",
         format_func=lambda k: f"{k} ({counts[k]:,})",
-        help="\n".join(f"- **{k}**: {PROBLEM_KINDS.get(k, '')}" for k in counts.index),
+        help="\n".join(f"- **{k}**: {PROBLEM_KINDS.get(k, '')}" for k in order),
     )
     shown = problems[problems["kind"].isin(kinds)] if kinds else problems
-    head = shown.head(MAX_PROBLEM_ROWS)
+    if not (shown["severity"] == "must_fix").any():
+        st.success("Nothing must be fixed" + (" among these kinds." if kinds else ": every image decodes, no "
+                   "test image is a training image, no copies with conflicting labels, no missing file."),
+                   icon=":material/check_circle:")
+    for severity in SEVERITIES:
+        rows = shown[shown["severity"] == severity]
+        if rows.empty:
+            continue
+        group = st.expander(f"**{SEVERITY_LABELS[severity]}** · {len(rows):,} ({_kind_counts(rows)})",
+                            expanded=severity == "must_fix",
+                            key=state.DATA_PROBLEM_GROUP_PREFIX + severity, on_change="rerun")
+        with group:
+            if group.open:
+                st.caption(SEVERITY_DESCRIPTIONS[severity])
+                _problem_list(dataset, rows, key=f"data_problems_{severity}")
+
+
+def _kind_counts(rows: pd.DataFrame) -> str:
+    return ", ".join(f"{k} {n:,}" for k, n in rows["kind"].value_counts().items())
+
+
+def _problem_list(dataset: Dataset, rows: pd.DataFrame, *, key: str) -> None:
+    head = rows.head(MAX_PROBLEM_ROWS)
     thumbs = [_data_uri(_image_of(p, dataset)) for p in head["path"]]
     files = [_relative(p, dataset.root) for p in head["path"]]
     st.dataframe(
@@ -158,11 +190,10 @@ def problems_section(dataset: Dataset, problems: pd.DataFrame) -> None:
             "message": st.column_config.TextColumn("What is wrong", width="large"),
             "path": st.column_config.TextColumn("File", width="medium"),
         },
-        row_height=PROBLEM_THUMB_SIDE + 8, height=min(len(head), 8) * (PROBLEM_THUMB_SIDE + 8) + 40,
-        key="data_problems_table",
+        row_height=PROBLEM_THUMB_SIDE + 8, height=min(len(head), 8) * (PROBLEM_THUMB_SIDE + 8) + 40, key=key,
     )
-    if len(shown) > MAX_PROBLEM_ROWS:
-        st.caption(f"Showing the first {MAX_PROBLEM_ROWS} of {len(shown):,}; pick a kind to narrow the list.")
+    if len(rows) > MAX_PROBLEM_ROWS:
+        st.caption(f"Showing the first {MAX_PROBLEM_ROWS} of {len(rows):,}; pick a kind to narrow the list.")
 
 
 def _relative(path: str, root: Path) -> str:

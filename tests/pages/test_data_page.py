@@ -63,7 +63,8 @@ def test_overview_numbers_are_the_engines(page_workspace, demo_dataset, engine_v
     assert shown["Training images"] == f"{len(demo_dataset.manifest):,}" == "1,438"
     assert shown["Classes"] == str(demo_dataset.num_classes) == "10"
     assert shown["Imbalance ratio"] == f"{engine_view['ratio']:.1f} : 1"
-    assert shown["Problems"] == f"{len(engine_view['problems']):,}"
+    must_fix = engine_view["problems"]["severity"].eq("must_fix").sum()
+    assert shown["Problems to fix"] == f"{must_fix:,}"
     sizes = engine_view["scan"].table.query("split == 'train'")[["width", "height"]].value_counts()
     w, h = sizes.index[0]
     assert shown["Typical image size"] == f"{w} × {h}"
@@ -187,3 +188,37 @@ def test_corrupt_image_is_a_problem_not_a_traceback(tmp_path, monkeypatch):
     at.multiselect(key="data_gallery_classes").select("dog").run()
     assert not at.exception
     assert [e.value for e in at.error] == ["unreadable"]  # its tile says so; the other three show
+
+
+def test_problems_are_grouped_by_severity_and_the_headline_counts_what_must_be_fixed(tmp_path, monkeypatch):
+    """Many mode notes must not bury the one conflicting label: the headline says 1, the notes wait below."""
+    from PIL import Image
+
+    root = tmp_path / "icons"
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(6):  # alpha icons: each one a note
+        alpha = np.full((40, 40, 1), 128, np.uint8)
+        Image.fromarray(np.concatenate([rng.integers(0, 256, (40, 40, 3), np.uint8), alpha], 2),
+                        "RGBA").save(root / "cat" / f"c{i}.png")
+        Image.fromarray(rng.integers(0, 256, (40, 40, 3), np.uint8)).save(root / "dog" / f"d{i}.png")
+    same = rng.integers(0, 256, (40, 40, 3), np.uint8)
+    Image.fromarray(same).save(root / "dog" / "same.png")
+    Image.fromarray(same).save(root / "cat" / "same.png")  # the same picture, labelled twice
+    monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(root))
+    at = data_page("Problems")
+    headline = next(m for m in at.metric if m.label == "Problems to fix")
+    assert headline.value == "1"
+    assert headline.proto.delta == "7 minor" and "1 worth a look, 6 notes" in headline.proto.help
+    labels = [e.label for e in at.expander]
+    assert labels[0].startswith("**Must fix** · 1 (conflicting_labels 1)")
+    assert any(label.startswith("**Notes** · 6 (odd_mode 6)") for label in labels)
+    assert at.dataframe[0].value["kind"].tolist() == ["conflicting_labels"]
+    assert len(at.dataframe) == 1  # the other groups are closed, so not computed
+
+    at.session_state["data_problem_group_note"] = True
+    at.run()
+    assert not at.exception
+    assert [set(d.value["kind"]) for d in at.dataframe] == [{"conflicting_labels"}, {"odd_mode"}]

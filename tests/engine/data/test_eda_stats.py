@@ -317,12 +317,27 @@ def test_find_problems_scales_without_a_quadratic_loop():
 
 
 def test_problems_table():
-    assert problems_table([]).columns.tolist() == ["kind", "path", "message"]
-    frame = problems_table([Problem("tiny", "a.png", "small"), Problem("corrupt", "b.png", "bad")])
-    assert frame.to_dict("records") == [
-        {"kind": "tiny", "path": "a.png", "message": "small"},
-        {"kind": "corrupt", "path": "b.png", "message": "bad"},
+    assert problems_table([]).columns.tolist() == ["kind", "path", "message", "severity"]
+    frame = problems_table([Problem("odd_mode", "c.png", "16-bit"), Problem("tiny", "a.png", "small"),
+                            Problem("corrupt", "b.png", "bad"), Problem("a_new_check", "d.png", "new"),
+                            Problem("conflicting_labels", "e.png", "cat and dog")])
+    assert frame.to_dict("records") == [  # the most serious first, otherwise in the order given
+        {"kind": "corrupt", "path": "b.png", "message": "bad", "severity": "must_fix"},
+        {"kind": "conflicting_labels", "path": "e.png", "message": "cat and dog", "severity": "must_fix"},
+        {"kind": "tiny", "path": "a.png", "message": "small", "severity": "worth_a_look"},
+        {"kind": "a_new_check", "path": "d.png", "message": "new", "severity": "worth_a_look"},
+        {"kind": "odd_mode", "path": "c.png", "message": "16-bit", "severity": "note"},
     ]
+
+
+def test_every_known_kind_has_a_severity_and_the_brief_s_must_fix_kinds_are_must_fix():
+    from engine.data.problems import PROBLEM_SEVERITY, SEVERITIES, severity_of
+
+    assert set(PROBLEM_SEVERITY) <= set(PROBLEM_KINDS) and set(PROBLEM_SEVERITY.values()) <= set(SEVERITIES)
+    must = {"corrupt", "train_test_duplicate", "conflicting_labels", "missing", "outside_root"}
+    assert {k for k in PROBLEM_KINDS if severity_of(k) == "must_fix"} >= must
+    assert {severity_of(k) for k in ("exact_duplicate", "near_duplicate", "tiny", "extreme_aspect")} == {"worth_a_look"}
+    assert severity_of("odd_mode") == "note"
 
 
 # ---------------------------------------------------------------- the hash index itself
