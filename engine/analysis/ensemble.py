@@ -46,6 +46,8 @@ GREEDY_METRICS = ("accuracy", "macro_f1", "log_loss")
 MAX_EXHAUSTIVE_MEMBERS = 14
 _BLOCK_ELEMENTS = 4_000_000
 _GAIN_MAX_ELEMENTS = 50_000_000
+_MEAN_BOUND_CLASSES = 4  # class sets of the soft-vote lower bound: the top 1..4 classes by mean logit
+_FLOAT32_PRUNE_SLACK = 1e-5  # > twice the rounding of float32 probabilities (<= ~2e-6) plus the tie tolerance
 
 
 def _one_blas_thread(fn):
@@ -127,24 +129,26 @@ class VoteTable:
         for w in np.unique(width[~fixed]):
             rows = np.flatnonzero(~fixed & (width == w))
             self.buckets.append(self._bucket(logits, labels, alive, rows))
-        self.__dict__.pop("_lse", None)  # only needed while the buckets are built
+        self._running: tuple[np.ndarray, list[np.ndarray]] | None = None  # (base, base @ rel per bucket)
+        self._last_step: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # (base, tp, predicted) per member
 
     def _soft_candidates(self, logits: np.ndarray) -> np.ndarray:
         """(samples, classes) bool: classes that can win the soft vote under some non-negative weighting.
 
         With ``p̄`` the weighted mean of the members' probabilities, the winner scores at least
         ``p̄[a]`` for any class ``a`` and at least the mean of ``p̄`` over any set of classes, so at
-        least ``max(max_a min_m p_m[a], max_j min_m mean of p_m over the j classes of highest mean logit)``;
-        a class whose best member probability is below that bound (less twice the tie tolerance) can
-        never be the winner, nor tie with it, and is dropped.
+        least ``max(max_a min_m p_m[a], max_j min_m mean of p_m over the j classes of highest mean logit)``
+        (``j`` up to :data:`_MEAN_BOUND_CLASSES`); a class whose best member probability is below that
+        bound, less a slack, can never be the winner, nor tie with it, and is dropped. The slack covers
+        the tie tolerance and, for float32 logits (the stored format), the rounding of computing the
+        bound in float32: it only ever keeps a class, and the kept candidates' values are float64.
         """
         m, n, c = logits.shape
         alive = np.empty((n, c), dtype=bool)
-        self._lse = np.empty((m, n))
         chunk = max(1, _BLOCK_ELEMENTS // (8 * c))
         for start in range(0, n, chunk):
             rows = slice(start, start + chunk)
-            alive[rows], self._lse[:, rows] = _soft_candidates_chunk(logits[:, rows])
+            alive[rows] = _soft_candidates_chunk(logits[:, rows])
         return alive
 
     def _bucket(self, logits, labels, alive, rows) -> _Bucket:
@@ -153,25 +157,34 @@ class VoteTable:
         order = np.argsort(~alive[rows], axis=1, kind="stable")[:, :width]  # candidates, ascending
         pad = np.arange(width)[None, :] >= k[:, None]
         cand = np.where(pad, 0, order)
-        values = np.empty((self.n_members, n_b, width), dtype=self._dtype)
+        # (members, candidates, samples): sample rows contiguous, so reductions over classes are element-wise
+        values = np.empty((self.n_members, width, n_b), dtype=self._dtype)
+        cand_flat = cand.T * n_b + np.arange(n_b)  # (width, n_b) positions in a (classes, samples) array
         for m in range(self.n_members):  # a loop over members, never over samples
-            if labels is None:  # probabilities of the candidates only: exp(logit - log-normaliser)
-                v = np.exp(np.take_along_axis(logits[m, rows], cand, axis=1) - self._lse[m, rows][:, None])
+            if labels is None:  # float64 probabilities of the candidates only: exp(logit - log-normaliser)
+                z = np.ascontiguousarray(logits[m, rows].T, dtype=np.float64)  # (classes, samples)
+                top = z.max(axis=0)
+                lse = top + np.log(np.exp(z - top).sum(axis=0))
+                v = np.exp(np.take(z, cand_flat) - lse)
             else:
-                v = labels[m, rows][:, None] == cand
-            values[m] = np.where(pad, -1.0, v)  # a padded slot scores below every real candidate
-        rel = (values[:, :, 1:] - values[:, :, :1]).transpose(0, 2, 1).reshape(self.n_members, -1)
+                v = labels[m, rows][None, :] == cand.T
+            np.copyto(values[m], np.where(pad.T, -1.0, v))  # a padded slot scores below every real candidate
+        rel = (values[:, 1:, :] - values[:, :1, :]).reshape(self.n_members, -1)
         y = self.y[rows]
         gain = None
         if (width - 1) * n_b * 2 * c <= _GAIN_MAX_ELEMENTS:
-            gain = np.zeros(((width - 1) * n_b, 2 * c), dtype=np.float32 if n_b < 2**24 else np.float64)
-            for j in range(1, width):
-                idx = (j - 1) * n_b + np.arange(n_b)
-                real = ~pad[:, j]
-                np.add.at(gain, (idx[real], cand[real, j]), 1)
-                np.add.at(gain, (idx[real], cand[real, 0]), -1)
-                np.add.at(gain, (idx[real], c + y[real]), (cand[real, j] == y[real]).astype(np.int64)
-                          - (cand[real, 0] == y[real]))
+            # row (j - 1) * n_b + i: sample i choosing candidate j instead of candidate 0 moves one prediction
+            # from cand[i, 0] to cand[i, j] and changes the true positives of class y[i] by the difference
+            real = ~pad[:, 1:].T.ravel()
+            row = np.arange((width - 1) * n_b)[real]
+            to, frm = cand[:, 1:].T.ravel()[real], np.tile(cand[:, 0], width - 1)[real]
+            y_row = np.tile(y, width - 1)[real]
+            keys = np.concatenate([row * 2 * c + to, row * 2 * c + frm, row * 2 * c + c + y_row])
+            amounts = np.concatenate([np.ones(len(row)), -np.ones(len(row)),
+                                      (to == y_row).astype(np.float64) - (frm == y_row)])
+            dtype = np.float32 if n_b < 2**24 else np.float64
+            gain = np.bincount(keys, amounts, minlength=(width - 1) * n_b * 2 * c).astype(dtype)
+            gain = gain.reshape((width - 1) * n_b, 2 * c)
         return _Bucket(cand=cand.T.copy(), y=y, rel=rel, gain=gain)
 
     @property
@@ -233,30 +246,62 @@ class VoteTable:
 
         Adding one member moves any two candidates' sums apart by at most 1 (values lie in [0, 1]), so a
         sample whose winner leads the runner-up by more than that keeps its prediction: only the others
-        are scored per member, as a change from the base ensemble's counts.
+        are scored per member, as a change from the base ensemble's counts. The base's sums are kept
+        between calls, so consecutive greedy steps (a base that grew by a member) update them with
+        that member's row instead of a product over every member.
         """
         base = np.asarray(base, dtype=np.float64)
         m = self.n_members
-        tp0, pred0 = self.class_counts(base[None, :])
-        tp, predicted = np.tile(tp0, (m, 1)), np.tile(pred0, (m, 1))
+        base_counts = self._known_counts(base)
+        if base_counts is None:
+            base_counts = self.class_counts(base[None, :])
+        tp, predicted = np.tile(base_counts[0], (m, 1)), np.tile(base_counts[1], (m, 1))
         base_tol = np.array([TIE_TOLERANCE * base.sum()])
         step_tol = np.full(m, TIE_TOLERANCE * (base.sum() + 1))
-        for bucket in self.buckets:
+        for bucket, flat in zip(self.buckets, self._base_sums(base), strict=True):
             width, n = bucket.width, bucket.n
-            sums = (base.astype(self._dtype) @ bucket.rel).reshape(width - 1, n)
-            ordered = np.sort(np.vstack([np.zeros((1, n), dtype=sums.dtype), sums]), axis=0)
-            active = np.flatnonzero(ordered[-1] - ordered[-2] <= 1.0 + 4 * step_tol[0] + 1e-9)
+            sums = flat.reshape(width - 1, n)
+            active = np.flatnonzero(_lead(sums) <= 1.0 + 4 * step_tol[0] + 1e-9)
             if active.size == 0:
                 continue
-            cols = (np.arange(width - 1)[:, None] * n + active[None, :]).ravel()
-            sub = _Bucket(cand=bucket.cand[:, active], y=bucket.y[active], rel=bucket.rel[:, cols],
-                          gain=None if bucket.gain is None else bucket.gain[cols])
-            now = sums[:, active].ravel()[None, :]
+            if active.size == n:
+                sub, now = bucket, flat[None, :]
+            else:
+                cols = (np.arange(width - 1)[:, None] * n + active[None, :]).ravel()
+                sub = _Bucket(cand=bucket.cand[:, active], y=bucket.y[active], rel=bucket.rel[:, cols],
+                              gain=None if bucket.gain is None else bucket.gain[cols])
+                now = sums[:, active].ravel()[None, :]
             p_before, t_before = self._evaluate(sub, now, base_tol)
             p_after, t_after = self._evaluate(sub, now + sub.rel, step_tol)
             predicted += p_after - p_before
             tp += t_after - t_before
+        self._last_step = (base.copy(), tp, predicted)
         return tp, predicted
+
+    def _known_counts(self, base: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The class counts of ``base`` when the last step scored it: the last base plus one member."""
+        if self._last_step is None:
+            return None
+        last, tp, predicted = self._last_step
+        delta = base - last
+        added = np.flatnonzero(delta)
+        if len(added) != 1 or delta[added[0]] != 1:
+            return None
+        return tp[added[0]].copy(), predicted[added[0]].copy()
+
+    def _base_sums(self, base: np.ndarray) -> list[np.ndarray]:
+        """``base @ rel`` of every bucket, ``((K-1) n,)`` each; from the last call's when only a few members changed."""
+        if self._running is not None:
+            last, sums = self._running
+            changed = np.flatnonzero(base != last)
+            if len(changed) <= 2:
+                delta = (base - last)[changed].astype(self._dtype)
+                sums = [s + delta @ bucket.rel[changed] for s, bucket in zip(sums, self.buckets, strict=True)]
+                self._running = (base.copy(), sums)
+                return sums
+        sums = [base.astype(self._dtype) @ bucket.rel for bucket in self.buckets]
+        self._running = (base.copy(), sums)
+        return sums
 
     def subset_class_counts(self) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`class_counts` of every subset with equal weights, row ``s - 1`` for the subset whose bits are ``s``.
@@ -301,6 +346,17 @@ class VoteTable:
         return self._scores(*self.subset_class_counts())
 
 
+def _lead(rel_sums: np.ndarray) -> np.ndarray:
+    """How far each sample's top candidate leads the runner-up: ``(n,)`` from sums relative to candidate 0
+    ``(K-1, n)`` (candidate 0 itself sits at 0)."""
+    top = np.maximum(rel_sums[0], 0.0)
+    second = np.minimum(rel_sums[0], 0.0)
+    for row in rel_sums[1:]:
+        np.maximum(second, np.minimum(top, row), out=second)
+        np.maximum(top, row, out=top)
+    return top - second
+
+
 def _subset_sums(rel: np.ndarray) -> np.ndarray:
     """Sums of the rows of ``rel`` ``(k, X)`` over every subset: ``(2^k, X)``, row ``s`` for subset bits ``s``."""
     k = rel.shape[0]
@@ -311,29 +367,38 @@ def _subset_sums(rel: np.ndarray) -> np.ndarray:
     return out
 
 
-def _soft_candidates_chunk(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:meth:`VoteTable._soft_candidates` for a chunk of samples, logits ``(members, samples, classes)``;
-    also each member's log-normaliser ``(members, samples)`` (so ``p = exp(z - lse)``)."""
+def _soft_candidates_chunk(logits: np.ndarray) -> np.ndarray:
+    """:meth:`VoteTable._soft_candidates` for a chunk of samples, logits ``(members, samples, classes)``.
+
+    Works on (classes, samples) copies: numpy reduces over a short last axis (10 classes) one row at a
+    time, about 20x slower than the same reduction as element-wise operations on rows of samples.
+    """
     m_count, n, c = logits.shape
-    lo = np.full((n, c), np.inf)
-    hi = np.full((n, c), -np.inf)
-    top_means = np.full((n, c), np.inf)
+    dtype = np.float32 if logits.dtype == np.float32 else np.float64
+    slack = _FLOAT32_PRUNE_SLACK if dtype == np.float32 else 2 * TIE_TOLERANCE
+    lo = np.full((c, n), np.inf, dtype=dtype)
+    hi = np.full((c, n), -np.inf, dtype=dtype)
     # Class sets for the mean bound: the j classes of highest mean logit (any fixed sets give a valid bound).
-    order = np.argsort(-logits.mean(axis=0), axis=1, kind="stable")
-    sizes = np.arange(1, c + 1)
-    lse = np.empty((m_count, n))
+    j = min(c, _MEAN_BOUND_CLASSES)
+    order = np.argsort(-logits.mean(axis=0, dtype=dtype), axis=1, kind="stable")[:, :j].T
+    top_flat = order * n + np.arange(n)  # (j, n) positions in the flattened (classes, samples) array
+    top_means = np.full((j, n), np.inf, dtype=dtype)
+    sizes = np.arange(1, j + 1, dtype=dtype)[:, None]
+    p = np.empty((c, n), dtype=dtype)
     for m in range(m_count):  # a loop over members, never over samples
-        z = logits[m].astype(np.float64)
-        top = z.max(axis=1, keepdims=True)
-        p = np.exp(z - top)
-        total = p.sum(axis=1, keepdims=True)
-        p /= total
-        lse[m] = (top + np.log(total))[:, 0]
+        np.copyto(p, logits[m].T)
+        p -= p.max(axis=0)
+        np.exp(p, out=p)
+        p /= p.sum(axis=0)
         np.minimum(lo, p, out=lo)
         np.maximum(hi, p, out=hi)
-        np.minimum(top_means, np.cumsum(np.take_along_axis(p, order, axis=1), axis=1) / sizes, out=top_means)
-    bound = np.maximum(lo.max(axis=1), top_means.max(axis=1))
-    return hi >= bound[:, None] - 2 * TIE_TOLERANCE, lse
+        means = np.take(p, top_flat)
+        for k in range(1, j):  # running sums over rows (np.cumsum along a short axis is slower)
+            means[k] += means[k - 1]
+        means /= sizes
+        np.minimum(top_means, means, out=top_means)
+    bound = np.maximum(lo.max(axis=0), top_means.max(axis=0))
+    return (hi >= bound - slack).T
 
 
 def _subsets(n_members: int) -> tuple[np.ndarray, np.ndarray]:

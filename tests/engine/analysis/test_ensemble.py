@@ -142,3 +142,28 @@ def test_step_scores_equal_scoring_each_added_member(voting):
     full = table.scores(base[None, :] + np.eye(7))
     np.testing.assert_allclose(step["accuracy"], full["accuracy"], atol=1e-12)
     np.testing.assert_allclose(step["macro_f1"], full["macro_f1"], atol=1e-12)
+
+
+@pytest.mark.parametrize("voting,metric,dtype", [("soft", "accuracy", np.float32), ("soft", "macro_f1", np.float64),
+                                                 ("hard", "accuracy", np.float32)])
+def test_greedy_history_equals_a_naive_greedy_step_by_step(voting, metric, dtype):
+    """Every step's pick and score equal a plain loop that votes with combine and scores with scikit-learn
+    (the step scores reuse the last step's sums and counts; the soft-vote pruning runs in float32)."""
+    preds = _random_case(12, m=9, n=1500, c=6)
+    preds = _preds(preds.logits.astype(dtype), preds.labels)
+    g = greedy_selection(preds, voting=voting, metric=metric, n_steps=12)
+    fn = accuracy_score if metric == "accuracy" else (lambda y, p: f1_score(y, p, average="macro"))
+
+    def scored(w):
+        return fn(preds.labels, combine(preds.logits, voting, w)[0])
+
+    eye = np.eye(preds.n_members)
+    weights = eye[int(np.argmax([scored(e) for e in eye]))].copy()
+    expected = [scored(weights)]
+    for _ in range(12):
+        trial = [scored(weights + e) for e in eye]
+        pick = int(np.argmax(trial))
+        weights[pick] += 1
+        expected.append(trial[pick])
+        assert g.history["added"].iloc[len(expected) - 1] == preds.members[pick].label
+    np.testing.assert_allclose(g.history["score"], expected, atol=1e-12)
