@@ -17,16 +17,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from engine.errors import DatasetError
+from engine.validation import StrictModel as _Strict
+from engine.validation import validate_model
 
 SPEC_VERSION = 1
 SPEC_FILENAME = "dataset.yaml"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class TrainSpec(_Strict):
@@ -70,16 +68,6 @@ class DatasetSpec(_Strict):
         return self
 
 
-def _format_validation_error(path: str, err: ValidationError) -> str:
-    lines = []
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        got = e.get("input")
-        got_txt = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"  - {loc}: {e['msg']}{got_txt}")
-    return f"Dataset spec {path!r} is invalid:\n" + "\n".join(lines)
-
-
 def parse_spec(data: dict, *, source: str = "<dict>") -> DatasetSpec:
     """Validate a spec dict (as read from YAML); :class:`DatasetError` lists every bad field."""
     if not isinstance(data, dict):
@@ -90,10 +78,7 @@ def parse_spec(data: dict, *, source: str = "<dict>") -> DatasetSpec:
             f"Dataset spec {source!r} has format_version {version!r}; this version of Fold Studio reads "
             f"format_version {SPEC_VERSION}."
         )
-    try:
-        return DatasetSpec.model_validate(data)
-    except ValidationError as e:
-        raise DatasetError(_format_validation_error(source, e)) from None
+    return validate_model(DatasetSpec, data, error=DatasetError, what=f"Dataset spec {source!r}")
 
 
 def read_spec(path: str | Path) -> DatasetSpec:

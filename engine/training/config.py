@@ -22,16 +22,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator
 
 from engine.augment.tta import validate_tta_views
 from engine.errors import ConfigError
+from engine.validation import StrictModel as _Strict
+from engine.validation import validate_model
 
 CONFIG_VERSION = 1
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
 class ModelConfig(_Strict):
@@ -118,51 +116,14 @@ def check_device_name(device: str, *, field: str = "device") -> str:
     raise ConfigError(f"The {field!r} parameter must be 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.")
 
 
-# ---------------------------------------------------------------- messages
-
-
-def _describe_error(e: dict) -> str:
-    loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-    kind = e.get("type", "")
-    got = e.get("input")
-    if kind == "extra_forbidden":
-        return f"{loc}: unknown field{_close_fields(e['loc'])}"
-    if kind == "literal_error":
-        allowed = e.get("ctx", {}).get("expected", "")
-        return f"The {loc!r} parameter must be one of {allowed}. Got {got!r} instead."
-    if kind == "value_error" and isinstance(e.get("ctx", {}).get("error"), ConfigError):
-        return str(e["ctx"]["error"])
-    return f"The {loc!r} parameter: {e['msg']}. Got {got!r} instead."
-
-
-def _close_fields(loc: tuple) -> str:
-    """' (did you mean ...?)' for a misspelled field, from the model the field sits in."""
-    import difflib
-
-    model: type[BaseModel] = RunConfig
-    for part in loc[:-1]:
-        field = model.model_fields.get(str(part))
-        ann = getattr(field, "annotation", None)
-        if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
-            return ""
-        model = ann
-    names = list(model.model_fields)
-    close = difflib.get_close_matches(str(loc[-1]), names, n=3)
-    hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
-    return f"{hint} Allowed fields: {names}."
+# ---------------------------------------------------------------- validation
 
 
 def parse_run_config(data: Mapping[str, Any], *, source: str = "run config") -> RunConfig:
-    """Validate one config mapping; :class:`ConfigError` lists every bad field."""
+    """Validate one config mapping; :class:`ConfigError` lists every bad field (:mod:`engine.validation`)."""
     if not isinstance(data, Mapping):
         raise ConfigError(f"The {source} must be a mapping of fields, got {type(data).__name__}.")
-    try:
-        return RunConfig.model_validate(dict(data))
-    except ValidationError as err:
-        lines = [_describe_error(e) for e in err.errors()]
-        raise ConfigError(f"The {source} is invalid:\n  - " + "\n  - ".join(lines)) from None
-    except ConfigError as e:
-        raise ConfigError(f"The {source} is invalid: {e}") from None
+    return validate_model(RunConfig, data, error=ConfigError, what=f"The {source}")
 
 
 # ---------------------------------------------------------------- loading, vary, overrides
