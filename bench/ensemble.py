@@ -14,12 +14,16 @@ and extrapolated (the table says which); the fast and naive results are checked 
 
     python bench/ensemble.py            # print the table
     python bench/ensemble.py --write    # also refresh the <!-- ensemble --> section of docs/BENCHMARKS.md
+    python bench/ensemble.py --against 13db2d6   # also time that revision's engine on the same searches
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -64,8 +68,14 @@ def timed(fn) -> tuple[tuple[float, float], object]:
 
 def row(name: str, fast: tuple[float, float], naive: tuple[float, float], scale: float, note: str, data: str) -> dict:
     """A table row; the naive times measured on a subset are scaled by ``scale`` to the whole workload."""
+    if scale != 1.0:
+        note = f"{note} timed ({naive[0]:.1f} s), x{scale:.1f}"
     return {"name": name, "fast": fast[0], "fast_cpu": fast[1], "naive": naive[0] * scale,
-            "naive_cpu": naive[1] * scale, "naive_note": f"{note} timed ({naive[0]:.1f} s), x{scale:.1f}", "data": data}
+            "naive_cpu": naive[1] * scale, "naive_note": note, "data": data}
+
+
+def _num(x: float, unit: str = "") -> str:
+    return f"{x:.2f}{unit}" if x < 10 else f"{x:.0f}{unit}"
 
 
 def describe(preds: PredictionSet) -> str:
@@ -102,6 +112,43 @@ def bench_exhaustive(naive_subsets: int) -> dict:
     total = len(masks)
     return row("Exhaustive search, 12 models x 100k samples x 10 classes, soft + hard (8,190 ensembles)", fast_s,
                naive_s, total / naive_subsets, f"{naive_subsets} of {total} subsets (both votings)", describe(preds))
+
+
+def engine_at(rev: str):
+    """``engine.analysis.ensemble`` as it was at git revision ``rev`` (its imports resolve to today's engine)."""
+    source = subprocess.run(["git", "show", f"{rev}:engine/analysis/ensemble.py"], capture_output=True, text=True,
+                            check=True, cwd=DOCS.parents[1]).stdout
+    path = Path(tempfile.mkdtemp()) / "ensemble_at_rev.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location("ensemble_at_rev", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def bench_against(rev: str) -> list[dict]:
+    """The exhaustive and greedy workloads with revision ``rev``'s engine as the baseline, interleaved with
+    today's (3 rounds each, medians), checked to choose the same ensembles."""
+    before = engine_at(rev)
+    rows = []
+    for name, preds, run in (
+            ("Exhaustive search, 12 models (as above)", synthetic(12),
+             lambda mod, p: mod.exhaustive_search(p)[["accuracy", "macro_f1"]].to_numpy()),
+            ("Greedy selection, 50 models (as above)", synthetic(50, seed=2),
+             lambda mod, p: mod.greedy_selection(p, voting="soft", metric="accuracy", n_steps=50).weights)):
+        times = {"now": [], "rev": []}
+        outputs = {}
+        for _ in range(3):
+            for key, mod in (("rev", before), ("now", sys.modules[greedy_selection.__module__])):
+                t, outputs[key] = timed(partial(run, mod, preds))
+                times[key].append(t)
+        assert np.array_equal(outputs["now"], outputs["rev"])
+        med = {k: tuple(np.median(np.array(v), axis=0)) for k, v in times.items()}
+        rows.append(row(f"{name}: today vs the engine at `{rev}`", med["now"], med["rev"], 1.0,
+                        f"the engine at `{rev}`, median of 3 interleaved rounds",
+                        f"same ensembles chosen; CPU-seconds ratio {med['rev'][1] / med['now'][1]:.2f}x"))
+    return rows
 
 
 def bench_greedy(naive_steps: int) -> dict:
@@ -156,26 +203,27 @@ def bench_bootstrap(naive_resamples: int) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], where: str) -> str:
-    lines = [f"Machine: {where}. Run: `python bench/ensemble.py --write`.", "",
+def table(rows: list[dict], where: str, command_tail: str = "") -> str:
+    lines = [f"Machine: {where}. Run: `python bench/ensemble.py --write{command_tail}`.", "",
              "Synthetic predictions shaped like fold models (single models ~88% accurate, ~87% pairwise agreement). "
              "*fast* is the engine (`exhaustive_search`, `greedy_selection`, `paired_bootstrap`); *naive* is a Python "
              "loop that builds each ensemble / resample with numpy and scores it with scikit-learn, timed on a subset "
-             "and extrapolated (column *naive measured as*); both give the same results on that subset. Wall-clock "
+             "and extrapolated (column *naive measured as*); both give the same results on that subset. Rows *today vs the "
+             "engine at `REV`* (`--against REV`) take that revision's engine as the baseline instead. Wall-clock "
              "seconds, process CPU seconds (all threads) in brackets; the ratio is of wall-clock times from the same "
              "run. On a shared machine the wall-clock times grow with its load while the CPU seconds do not.", "",
-             "| workload | fast | naive (sklearn loop) | ratio | naive measured as | data |",
+             "| workload | fast | naive (sklearn loop) or a former engine | ratio | naive measured as | data |",
              "|---|---:|---:|---:|---|---|"]
     for r in rows:
-        lines.append(f"| {r['name']} | {r['fast']:.2f} s ({r['fast_cpu']:.2f}) | {r['naive']:.0f} s "
-                     f"({r['naive_cpu']:.0f}) | {r['naive'] / r['fast']:.0f}x | {r['naive_note']} | {r['data']} |")
+        lines.append(f"| {r['name']} | {r['fast']:.2f} s ({r['fast_cpu']:.2f}) | {_num(r['naive'], ' s')} "
+                     f"({_num(r['naive_cpu'])}) | {_num(r['naive'] / r['fast'], 'x')} | {r['naive_note']} | {r['data']} |")
     over = [r for r in rows if r["fast"] > 5.0]
     lines += ["", "Reading it: the label-metric bootstraps draw the counts of each joint outcome from a multinomial "
               "instead of resampling indices (the same distribution), hence their ratio; log loss averages per-sample "
               "losses over an index matrix. The ensemble search runs BLAS on one thread: a multi-threaded BLAS made it "
               "2.7x slower on busy cores (another job running) and 1.8x slower on nearly idle ones."]
     if over:
-        lines[-1] += (f" Over 5 s wall-clock here: {', '.join(r['name'].split(',')[0].lower() for r in over)} — at "
+        lines[-1] += (f" Over 5 s wall-clock here: {', '.join(dict.fromkeys(r['name'].split(',')[0].lower() for r in over))} — at "
                       f"{max(r['fast'] / max(r['fast_cpu'], 1e-9) for r in over):.1f}x their CPU seconds, which stay "
                       f"at {max(r['fast_cpu'] for r in over):.1f} s or less: the cores were not free during the run.")
     return "\n".join(lines)
@@ -196,10 +244,14 @@ def main() -> None:
     parser.add_argument("--naive-steps", type=int, default=2, help="greedy: naive steps timed")
     parser.add_argument("--naive-resamples", type=int, default=20, help="bootstrap: naive resamples timed")
     parser.add_argument("--machine", default=None, help="machine description for the table (default: detected)")
+    parser.add_argument("--against", default=None, metavar="REV",
+                        help="also time the search workloads with the engine of this git revision as the baseline")
     args = parser.parse_args()
     where = args.machine or f"{machine()}; numpy {np.__version__}"
     rows = [bench_exhaustive(args.naive_subsets), bench_greedy(args.naive_steps), *bench_bootstrap(args.naive_resamples)]
-    text = table(rows, where)
+    if args.against:
+        rows += bench_against(args.against)
+    text = table(rows, where, f" --against {args.against}" if args.against else "")
     print(text)
     if args.write:
         write_docs(text)
