@@ -33,6 +33,41 @@ def run_label(runs: pd.DataFrame):
     return lambda rid: f"{names.get(rid) or rid} · {states.get(rid)} · {rid}"
 
 
+def latest_study_runs(runs: pd.DataFrame) -> list[str]:
+    """The newest run with the other runs of its study (``runs`` newest first, as run_loaders lists them)."""
+    if runs.empty:
+        return []
+    study = runs["study_id"].iloc[0] if "study_id" in runs else None
+    if study is None or pd.isna(study):
+        return [runs["run_id"].iloc[0]]
+    return list(runs.loc[runs["study_id"] == study, "run_id"])
+
+
+def select_latest_study(runs: pd.DataFrame, *, key: str) -> None:
+    """Before a run multiselect under ``key``: select the latest study's runs, unless the user chose others.
+
+    The selection follows the latest study (a run that finishes its first fold joins it) for as long as it
+    is the default this function set; a choice of the user's own is kept while its runs exist.
+    """
+    ss = st.session_state
+    ids = set(runs["run_id"])
+    default, remembered = latest_study_runs(runs), f"{key}_default"
+    current = [r for r in ss.get(key) or [] if r in ids]
+    if not current or current == [r for r in ss.get(remembered) or [] if r in ids]:
+        current = default
+    ss[key], ss[remembered] = current, default
+
+
+def dash_missing(frame: pd.DataFrame, formats: dict[str, str] | None = None):
+    """A Styler of ``frame`` drawing empty cells as a dash, numbers of ``formats`` columns with their format.
+
+    Streamlit draws a missing number as 'None'; a run that has not finished an epoch has no metric yet.
+    """
+    formats = formats or {}
+    return frame.style.format({c: (lambda v, f=f: "–" if pd.isna(v) else f % v) for c, f in formats.items()
+                               if c in frame.columns}, na_rep="–")
+
+
 def run_picker(runs: pd.DataFrame, *, key: str, label: str = "Run") -> str:
     """One run id (finished folds only are compared while a run is still training)."""
     ids = list(runs["run_id"])
