@@ -10,6 +10,8 @@ import streamlit as st
 from engine.analysis.tta import TTA_MODES
 from studio import run_loaders
 
+MISSING = "–"  # what a table cell without a value shows (st.dataframe's placeholder; Streamlit's own is "None")
+
 
 def require_runs(workspace: Path) -> pd.DataFrame:
     """Runs with at least one finished fold; when there is none, say what to do next and stop the page."""
@@ -56,16 +58,6 @@ def select_latest_study(runs: pd.DataFrame, *, key: str) -> None:
     if not current or current == [r for r in ss.get(remembered) or [] if r in ids]:
         current = default
     ss[key], ss[remembered] = current, default
-
-
-def dash_missing(frame: pd.DataFrame, formats: dict[str, str] | None = None):
-    """A Styler of ``frame`` drawing empty cells as a dash, numbers of ``formats`` columns with their format.
-
-    Streamlit draws a missing number as 'None'; a run that has not finished an epoch has no metric yet.
-    """
-    formats = formats or {}
-    return frame.style.format({c: (lambda v, f=f: "–" if pd.isna(v) else f % v) for c, f in formats.items()
-                               if c in frame.columns}, na_rep="–")
 
 
 def run_picker(runs: pd.DataFrame, *, key: str, label: str = "Run") -> str:
