@@ -145,9 +145,13 @@ def download(weights: HubWeights, environ: Mapping[str, str] | None = None) -> C
             raise RunError(f"Downloading the weights of {weights.model_name!r} from {weights.url!r} failed: {e}") from None
         return CachedWeights(path, None, path.name)
     import timm
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
     from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
 
+    if constants.is_offline_mode():  # read by huggingface_hub when it was imported: this process's environment
+        raise RunError(f"The weights of {weights.model_name!r} ({weights.hf_hub_id!r}) may be downloaded, but this "
+                       "process runs with HF_HUB_OFFLINE=1, so huggingface_hub refuses: a job's environment must "
+                       "come from engine.offline.job_env (HF_HUB_OFFLINE=0 for a run that may download).")
     missing = []
     for filename in weights.filenames:
         try:

@@ -88,11 +88,22 @@ def pretrained_value(choice: str, weights: str) -> str:
     return weights.strip() if choice == "file" else choice
 
 
+def default_pretrained_choice(model: str, allow_download: bool) -> str:
+    """timm's weights when they can be had (cached, or downloads allowed), else from scratch."""
+    from engine.training.pretrained import describe_pretrained
+
+    return "hub" if describe_pretrained(model, "hub", allow_download).uses_weights else "none"
+
+
 def session_pretrained() -> tuple[str, str, bool]:
     """(model, model.pretrained, allow_download) as the Train form holds them (its defaults before a visit)."""
+    from engine.offline import user_forbids_downloads
+
     ss = st.session_state
     model = ss.get(MODEL_KEY) or QUICK_MODELS[0]
-    return model, pretrained_value(ss.get(PRETRAINED_KEY, "none"), ss.get(WEIGHTS_KEY, "")), bool(ss.get(DOWNLOAD_KEY))
+    allow = bool(ss.get(DOWNLOAD_KEY)) and not user_forbids_downloads()
+    choice = ss.get(PRETRAINED_KEY) or default_pretrained_choice(model, allow)
+    return model, pretrained_value(choice, ss.get(WEIGHTS_KEY, "")), allow
 
 
 def default_size(dataset: Dataset | None, model: str, pretrained: str):
@@ -133,9 +144,8 @@ def weights_ui(dataset: Dataset):
                          help="Any timm model. The test_* models are tiny: a quick try on CPU.")
     forbidden = user_forbids_downloads()
     allow = bool(st.session_state.get(DOWNLOAD_KEY)) and not forbidden
-    hub = describe_pretrained(model, "hub", allow)
-    if st.session_state.get(PRETRAINED_KEY) != "file":  # hub when the weights can be had, else from scratch
-        _follow(PRETRAINED_KEY, PRETRAINED_BASIS, (model, allow), "hub" if hub.uses_weights else "none")
+    if st.session_state.get(PRETRAINED_KEY) != "file":  # follows the model until the user picks a file
+        _follow(PRETRAINED_KEY, PRETRAINED_BASIS, (model, allow), default_pretrained_choice(model, allow))
     choice = c2.selectbox("Pretrained weights", list(PRETRAINED_CHOICES), key=PRETRAINED_KEY,
                           format_func=PRETRAINED_CHOICES.get,
                           help="timm's pretrained weights for this model, found in the Hugging Face cache "

@@ -13,7 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
-from engine.errors import ConfigError
+from engine.errors import ConfigError, RunError
 from engine.offline import USER_VALUE_VAR
 from engine.runs.store import create_runs, read_config
 from engine.training.config import ModelConfig, load_run_configs
@@ -124,6 +124,10 @@ def test_a_permitted_download_is_fetched_by_the_job_and_recorded_in_the_run(hub_
     configs = load_run_configs(tiny_config(**{"model.pretrained": "hub", "model.allow_download": True}))
     (run_dir,) = create_runs(configs, workspace=workspace)
     assert read_config(run_dir).model.weights_source.path is None and not calls  # nothing fetched at creation
+    # A job started with HF_HUB_OFFLINE=1 cannot download: said plainly, not as a hub error.
+    with pytest.raises(RunError, match="engine.offline.job_env"):
+        fetch_pending_weights(run_dir, read_config(run_dir))
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # the job_env of a run that may download
     cfg = fetch_pending_weights(run_dir, read_config(run_dir))
     assert calls == [(TEST_RESNET_HUB_ID, "model.safetensors", str(hub_cache.root), None)]
     stored = read_config(run_dir).model.weights_source
