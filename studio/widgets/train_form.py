@@ -77,8 +77,8 @@ def typical_side(dataset: Dataset) -> int | None:
     """The dataset's median shorter side: from its scan when the Data page ran one, else from image headers."""
     from studio import loaders, state
 
-    path = str(dataset.spec_path or dataset.root)
-    token = loaders.scan_token(path, state.workspace())
+    path = state.dataset_path() or str(dataset.spec_path or dataset.root)
+    token = loaders.scan_token(path, state.workspace())  # keyed as the Data page keys its scan
     scan = loaders.cached_scan(token)
     return _typical_side(path, loaders.mtime(path), token if scan is not None else None, dataset, scan)
 
