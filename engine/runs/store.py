@@ -261,7 +261,7 @@ def _run_name(cfg, varied: dict[str, list[Any]], index: int) -> str:
 
 
 def _resolve_config(cfg, dataset):
-    """The config as stored: dataset path absolute, classes, image size, augmentation and the weights used filled in."""
+    """The config as stored: dataset path absolute; classes, image size, augmentation, weights used filled in."""
     from engine.augment.presets import preset
     from engine.training.models import model_data_config
     from engine.training.pretrained import resolve_weights
