@@ -15,15 +15,17 @@ Public API (everything else is internal and may change). The names below are imp
 - explanations: :func:`compute_cams`, :func:`list_cam_methods`
 - errors: :class:`EngineError` and its subclasses
 
-The engine never imports streamlit and never touches the network.
+The engine never imports streamlit, and touches the network only to fetch pretrained weights a run
+allows it to download (:mod:`engine.offline`).
 """
 
 import importlib as _importlib
-import os as _os
 
-# Nothing may download at run time; these make timm / huggingface_hub and albumentations say so.
-_os.environ.setdefault("HF_HUB_OFFLINE", "1")
-_os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# Nothing downloads unless a run allows it (engine.offline): timm / huggingface_hub and albumentations
+# stay off-line, and the user's own HF_HUB_OFFLINE is kept aside first (it always wins).
+from engine.offline import protect_process as _protect_process  # noqa: E402
+
+_protect_process()
 
 from engine.augment import list_tta_views, pipeline_from_dict  # noqa: E402
 from engine.data import Dataset, DatasetSpec, Problem, load_rgb, make_demo_dataset, open_dataset  # noqa: E402

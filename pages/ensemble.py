@@ -7,14 +7,13 @@ from engine.errors import EngineError
 from studio import run_loaders, state
 from studio.loaders import load_dataset_cached
 from studio.widgets import ensemble
-from studio.widgets.runs import require_runs, run_label, tta_ui
+from studio.widgets.runs import require_runs, run_label, select_latest_study, tta_ui
 from studio.widgets.samples import sample_paths
 
 st.title("Ensemble")
 runs = require_runs(state.workspace())
 ids = list(runs["run_id"])
-if not [r for r in st.session_state.get(state.ENSEMBLE_RUNS, []) if r in ids]:
-    st.session_state[state.ENSEMBLE_RUNS] = ids[:1]
+select_latest_study(runs, key=state.ENSEMBLE_RUNS)
 chosen = st.multiselect("Runs", ids, key=state.ENSEMBLE_RUNS, format_func=run_label(runs),
                         help="Runs of one study share a split: their OOF predictions line up sample for sample.")
 if not chosen:

@@ -10,7 +10,7 @@ from engine.submission import make_submission
 from studio import run_loaders, state
 from studio.figures.compare import share_comparison
 from studio.loaders import load_dataset_cached
-from studio.widgets.runs import require_runs
+from studio.widgets.runs import MISSING, require_runs
 from studio.widgets.submit import submission_args, submission_ui
 
 st.title("Submit")
@@ -54,4 +54,4 @@ earlier = run_loaders.submissions_table(workspace)
 if earlier.empty:
     st.caption("None yet.")
 else:
-    st.dataframe(earlier, hide_index=True, width="stretch")
+    st.dataframe(earlier, hide_index=True, width="stretch", placeholder=MISSING)

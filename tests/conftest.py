@@ -81,3 +81,50 @@ def tiny_study(session_workspace, demo_spec_path):
         torch.set_num_threads(threads)
     return SimpleNamespace(workspace=session_workspace, run_dirs=run_dirs,
                            study_id=read_status(run_dirs[0])["study_id"])
+
+
+# ---------------------------------------------------------------- pretrained weights: a real Hugging Face cache
+
+
+HUB_REVISION = "0123456789abcdef0123456789abcdef01234567"  # the commit folder of the entries written below
+
+
+def write_hub_entry(cache: Path, model_name: str, *, seed: int = 0):
+    """Write ``model_name``'s weights (timm init with ``seed``, 1000 classes as published) into the hub cache
+    layout for timm's ``hf_hub_id``: blobs/<sha256>, snapshots/<rev>/model.safetensors -> blob, refs/main.
+
+    Returns (the snapshot file, the model those weights came from, in eval mode).
+    """
+    import hashlib
+
+    import timm
+    import torch
+    from safetensors.torch import save_file
+
+    repo_id = timm.models.get_pretrained_cfg(model_name).hf_hub_id.partition("@")[0]
+    torch.manual_seed(seed)
+    model = timm.create_model(model_name, pretrained=False).eval()
+    folder = cache / ("models--" + repo_id.replace("/", "--"))
+    (folder / "blobs").mkdir(parents=True, exist_ok=True)
+    tmp = folder / "blobs" / "incoming"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+    sha = hashlib.sha256(tmp.read_bytes()).hexdigest()
+    tmp.rename(folder / "blobs" / sha)
+    snapshot = folder / "snapshots" / HUB_REVISION
+    snapshot.mkdir(parents=True, exist_ok=True)
+    (snapshot / "model.safetensors").symlink_to(Path("..") / ".." / "blobs" / sha)
+    (folder / "refs").mkdir(exist_ok=True)
+    (folder / "refs" / "main").write_text(HUB_REVISION)
+    return snapshot / "model.safetensors", model
+
+
+@pytest.fixture
+def hub_cache(tmp_path, monkeypatch):
+    """An empty Hugging Face hub cache exported as $HF_HUB_CACHE: ``.root`` its folder, ``.add(model_name,
+    seed=0)`` writes an entry (:func:`write_hub_entry`) and returns (snapshot file, source model)."""
+    from types import SimpleNamespace
+
+    cache = tmp_path / "hf-hub-cache"
+    cache.mkdir()
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    return SimpleNamespace(root=cache, add=lambda name, seed=0: write_hub_entry(cache, name, seed=seed))

@@ -29,6 +29,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detach", action="store_true", help="start background job(s) and return at once")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config field, e.g. --set train.epochs=3 --set device=cpu (repeatable)")
+    p.add_argument("--allow-download", action="store_true",
+                   help="let the job download hub weights missing from the Hugging Face cache (model.pretrained: "
+                        "hub); same as --set model.allow_download=true. HF_HUB_OFFLINE=1 in your environment wins")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("runs", help="list runs with their state and best metrics",
@@ -236,7 +239,8 @@ def _train(args) -> int:
     from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
 
-    configs = load_run_configs(args.config, args.overrides)  # refused here, before anything is written
+    overrides = [*args.overrides, *(["model.allow_download=true"] if args.allow_download else [])]
+    configs = load_run_configs(args.config, overrides)  # refused here, before anything is written
     run_dirs = [Path(p).absolute() for p in create_runs(configs, workspace=args.workspace)]
     for run_dir in run_dirs:
         print(run_dir.name, flush=True)

@@ -261,18 +261,17 @@ def _run_name(cfg, varied: dict[str, list[Any]], index: int) -> str:
 
 
 def _resolve_config(cfg, dataset):
-    """The config as stored: dataset path absolute, classes, image size and augmentation filled in."""
+    """The config as stored: dataset path absolute; classes, image size, augmentation, weights used filled in."""
     from engine.augment.presets import preset
-    from engine.training.models import create_model, resolve_data_config
+    from engine.training.models import model_data_config
+    from engine.training.pretrained import resolve_weights
 
-    image_size = cfg.image_size
-    if image_size is None:
-        model = create_model(cfg.model.model_copy(update={"pretrained_file": None}), len(dataset.classes))
-        image_size = int(resolve_data_config(model)["input_size"][-1])
+    image_size = cfg.image_size or int(model_data_config(cfg.model)["input_size"][-1])
     augment = cfg.augment if cfg.augment is not None else preset("light", image_size)
     spec_path = dataset.spec_path or Path(cfg.dataset)
+    model = cfg.model.model_copy(update={"weights_source": resolve_weights(cfg.model)})
     return cfg.model_copy(update={"dataset": str(Path(spec_path).absolute()), "classes": list(dataset.classes),
-                                  "image_size": image_size, "augment": augment})
+                                  "image_size": image_size, "augment": augment, "model": model})
 
 
 def _check_one_split(configs) -> None:

@@ -1,8 +1,9 @@
 """K-fold training: run configs, splits, timm models, the input pipeline, the loop, predictions.
 
 Public names: :func:`load_run_configs`, :class:`RunConfig` (and its sections), :func:`make_split`,
-:func:`create_model`, :func:`train_run`, :func:`predict_run`, :class:`Cancelled`. Heavy modules (torch,
-timm) load on first use of a name that needs them, so ``import engine.training`` stays cheap.
+:func:`create_model`, :func:`model_data_config`, :func:`describe_pretrained`, :func:`train_run`,
+:func:`predict_run`, :class:`Cancelled`. Heavy modules (torch, timm) load on first use of a name that
+needs them, so ``import engine.training`` stays cheap.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ _LAZY = {
     "list_models": "engine.training.models",
     "load_fold_model": "engine.training.models",
     "resolve_data_config": "engine.training.models",
+    "model_data_config": "engine.training.models",
+    "describe_pretrained": "engine.training.pretrained",
     "train_run": "engine.training.fit",
     "Cancelled": "engine.training.fit",
     "predict_run": "engine.training.predict",

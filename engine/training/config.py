@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from engine.augment.tta import validate_tta_views
 from engine.errors import ConfigError
@@ -32,13 +32,71 @@ from engine.validation import validate_model
 CONFIG_VERSION = 1
 
 
+PRETRAINED_NONE, PRETRAINED_HUB = "none", "hub"
+
+
+class WeightsSource(_Strict):
+    """Which weights a run started from: filled when the run is created (by the job after a download)."""
+
+    kind: Literal["none", "file", "hub", "url"] = Field(
+        ..., description="none: from scratch; file: a local file; hub: the Hugging Face hub (cache); url: timm's URL.")
+    path: str | None = Field(None, description="The weights file loaded (None until a permitted download happened).")
+    sha256: str | None = Field(None, description="SHA-256 of that file.")
+    hf_hub_id: str | None = Field(None, description="Hub repository (timm's pretrained config 'hf_hub_id').")
+    revision: str | None = Field(None, description="Hub commit (snapshot folder) the file came from.")
+    filename: str | None = Field(None, description="File name inside the hub repository.")
+    url: str | None = Field(None, description="timm's download URL (models without a hub id).")
+
+
 class ModelConfig(_Strict):
-    name: str = Field("resnet18", description="Any timm model name (timm.list_models()).")
-    pretrained_file: str | None = Field(
-        None, description="Local weights file (.safetensors, .pth, .bin) to start from; None trains from scratch."
-    )
+    name: str = Field("resnet18", description="Any timm model name (timm.list_models()), optionally with a tag.")
+    pretrained: str = Field(
+        PRETRAINED_NONE, description="none: train from scratch; hub: the weights timm.create_model(name, "
+                                     "pretrained=True) loads, from the Hugging Face cache; or the path of a local "
+                                     "weights file (.safetensors, .pth, .bin).")
+    allow_download: bool = Field(
+        False, description="hub weights missing from the cache may be downloaded (never when the user's "
+                           "environment sets HF_HUB_OFFLINE=1).")
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout before the classifier.")
     drop_path_rate: float | None = Field(None, ge=0.0, lt=1.0, description="Stochastic depth (models that have it).")
+    weights_source: WeightsSource | None = Field(
+        None, description="Filled when the run is created: which weights were used (kind, path, sha256, hub id).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _migrate_pretrained_file(cls, data: Any) -> Any:
+        """Older configs named a local weights file 'pretrained_file'; it is read as 'pretrained' (same format_version)."""
+        if not isinstance(data, Mapping) or "pretrained_file" not in data:
+            return data
+        data = dict(data)
+        old = data.pop("pretrained_file")
+        if old is not None and str(old).strip():
+            new = data.get("pretrained")
+            if new is not None and str(new).strip().lower() not in (PRETRAINED_NONE, str(old).strip().lower()):
+                raise ConfigError(f"The 'model.pretrained_file' parameter ({old!r}) is the old name of "
+                                  f"'model.pretrained', which says {new!r}: give only 'model.pretrained'.")
+            data["pretrained"] = old
+        return data
+
+    @field_validator("pretrained", mode="before")
+    @classmethod
+    def _pretrained(cls, value: Any) -> str:
+        return check_pretrained(value)
+
+
+def check_pretrained(value: Any) -> str:
+    """'none' | 'hub' | a file path, from what a user may write (null / false: none; true: hub)."""
+    if value is None or value is False:
+        return PRETRAINED_NONE
+    if value is True:
+        return PRETRAINED_HUB
+    if not isinstance(value, str):
+        raise ConfigError(f"The 'model.pretrained' parameter must be 'none', 'hub' or the path of a weights file. "
+                          f"Got {value!r} instead.")
+    text = value.strip()
+    if not text or text.lower() == PRETRAINED_NONE:
+        return PRETRAINED_NONE
+    return PRETRAINED_HUB if text.lower() == PRETRAINED_HUB else text
 
 
 class SplitConfig(_Strict):

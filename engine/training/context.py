@@ -133,10 +133,11 @@ def build_context(run_dir: str | Path, device: str | None = None, *,
                   image_source: ImageSourceFactory | None = None) -> RunContext:
     """Load a run's config, dataset and split; pick the device (argument, else the config's)."""
     from engine.runs.store import read_config, read_split
+    from engine.training.pretrained import fetch_pending_weights
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
+    cfg = fetch_pending_weights(run_dir, read_config(run_dir))
     samples, test = _tables(cfg, read_split(run_dir))
     return RunContext(run_dir=run_dir, cfg=cfg, classes=list(cfg.classes or []), samples=samples, test=test,
                       device=resolve_device(device or cfg.device), data_config=_data_config(cfg),
@@ -144,10 +145,9 @@ def build_context(run_dir: str | Path, device: str | None = None, *,
 
 
 def _data_config(cfg: RunConfig) -> dict[str, Any]:
-    from engine.training.models import create_model, resolve_data_config
+    from engine.training.models import model_data_config
 
-    model = create_model(cfg.model.model_copy(update={"pretrained_file": None}), len(cfg.classes or []))
-    return resolve_data_config(model, cfg.image_size)
+    return model_data_config(cfg.model, cfg.image_size)
 
 
 def _tables(cfg: RunConfig, split: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

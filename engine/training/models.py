@@ -1,24 +1,27 @@
-"""Models: timm factories with local pretrained weights only, and the input each model wants.
+"""Models: timm factories, pretrained weights the timm way, and the input each model wants.
 
-No network, ever: pretrained weights come from a file the user names (timm's
-``pretrained_cfg_overlay=dict(file=...)``); without one the model trains from scratch.
+Pretrained weights (``model.pretrained``: none | hub | a local file) are resolved by
+:mod:`engine.training.pretrained`; nothing is downloaded unless the run allows it
+(:mod:`engine.offline`). The weights are handed to timm as its ``pretrained_cfg`` state_dict
+source, so timm's own adaptation applies: a new classifier for another class count, the input
+convolution adapted to the channels, the model's checkpoint filter.
 """
 
 from __future__ import annotations
 
 import difflib
-import os
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from engine.errors import ConfigError
-from engine.training.config import ModelConfig
+from engine.training.config import PRETRAINED_NONE, ModelConfig, WeightsSource
+from engine.training.pretrained import WEIGHT_SUFFIXES, timm_pretrained_cfg, weights_to_load
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-WEIGHT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
+__all__ = ["WEIGHT_SUFFIXES", "check_model_config", "check_model_name", "create_model", "list_models",
+           "load_fold_model", "model_data_config", "read_state_dict", "resolve_data_config"]
 
 
 def list_models(pattern: str = "*") -> list[str]:
@@ -35,7 +38,8 @@ def check_model_name(name: str) -> None:
     if name.startswith(("hf-hub:", "hf_hub:", "local-dir:")):
         raise ConfigError(
             f"The 'model.name' parameter {name!r} points at a hub or folder; give a timm architecture name "
-            "(e.g. 'resnet18') and the weights file in 'model.pretrained_file' (nothing is downloaded)."
+            "(e.g. 'resnet18', or 'resnet18.a1_in1k' for one of its pretrained tags) and 'model.pretrained: hub' "
+            "for timm's weights, or the weights file in 'model.pretrained'."
         )
     if timm.is_model(name):
         return
@@ -52,40 +56,77 @@ def _model_kwargs(model_cfg: ModelConfig, num_classes: int) -> dict[str, Any]:
 
 
 def create_model(model_cfg: ModelConfig, num_classes: int) -> torch.nn.Module:
-    """``timm.create_model`` with ``num_classes``; pretrained weights only from ``model_cfg.pretrained_file``."""
-    import timm
+    """``timm.create_model`` with ``num_classes``, starting from the weights ``model.pretrained`` names.
 
+    The file recorded in ``model.weights_source`` when the run was created is used (and checked
+    against its SHA-256); without one, ``model.pretrained`` is resolved now
+    (:func:`engine.training.pretrained.weights_to_load`).
+    """
     check_model_name(model_cfg.name)
     kwargs = _model_kwargs(model_cfg, num_classes)
-    if model_cfg.pretrained_file is None:
-        return timm.create_model(model_cfg.name, pretrained=False, **kwargs)
-    path = _weights_file(model_cfg.pretrained_file)
+    path, _ = weights_to_load(model_cfg)
+    if path is None:
+        return _build(model_cfg.name, kwargs)
+    return _build(model_cfg.name, kwargs, state_dict=read_state_dict(path), source=str(path))
+
+
+def _build(name: str, kwargs: dict[str, Any], *, state_dict: dict[str, torch.Tensor] | None = None,
+           source: str = "") -> torch.nn.Module:
+    import timm
+
     try:
-        return timm.create_model(model_cfg.name, pretrained=True, pretrained_cfg_overlay={"file": str(path)}, **kwargs)
+        if state_dict is None:
+            return timm.create_model(name, pretrained=False, **kwargs)
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay={"state_dict": state_dict}, **kwargs)
+    except TypeError as e:
+        raise ConfigError(f"timm cannot build model {name!r} with these settings: {e}") from None
     except (RuntimeError, KeyError, ValueError) as e:
-        raise ConfigError(
-            f"The weights file {str(path)!r} ('model.pretrained_file') does not fit model {model_cfg.name!r}: {e}"
-        ) from None
+        if state_dict is None:
+            raise ConfigError(f"timm cannot build model {name!r} with these settings: {e}") from None
+        raise ConfigError(_misfit_message(name, kwargs, state_dict, source, e)) from None
+    model.pretrained_cfg["state_dict"] = None  # timm keeps its source config: do not hold a second copy of the weights
+    return model
 
 
-def _weights_file(pretrained_file: str) -> Path:
-    path = Path(pretrained_file).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"The 'model.pretrained_file' parameter names {str(path)!r}, which does not exist. Give the path of a "
-            f"local weights file ({', '.join(WEIGHT_SUFFIXES)}) or null to train from scratch."
-        )
-    return path
+def _misfit_message(name: str, kwargs: dict[str, Any], state_dict: dict, source: str, error: Exception) -> str:
+    import timm
+
+    try:
+        check_weights_fit(timm.create_model(name, pretrained=False, **kwargs), state_dict, source=repr(source))
+    except ConfigError as e:
+        return str(e)
+    return f"The weights file {source!r} does not fit model {name!r}: {error}"
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """A state_dict from a safetensors or torch file (``weights_only``), unwrapping 'state_dict'/'model' keys."""
+    """A state_dict from a safetensors or torch file (``weights_only``), unwrapping 'state_dict'/'model' keys
+    (and, as timm does, preferring an EMA copy). :class:`ConfigError` names the file and what is wrong with it."""
+    from safetensors import SafetensorError
     from timm.models import load_state_dict
 
+    where = f"The weights file {str(path)!r}"
+    if not Path(path).is_file():
+        raise ConfigError(f"{where} does not exist.")
+    if Path(path).stat().st_size == 0:
+        raise ConfigError(f"{where} is empty.")
     try:
-        return load_state_dict(str(path), use_ema=False, weights_only=True)
-    except Exception as e:  # safetensors / pickle raise many types for a bad file
-        raise ConfigError(f"The weights file {str(path)!r} cannot be read as a state_dict ({type(e).__name__}: {e}).") from None
+        state = load_state_dict(str(path), use_ema=True, weights_only=True)
+    except SafetensorError as e:
+        raise ConfigError(f"{where} is not a valid safetensors file ({e}).") from None
+    except EOFError:
+        raise ConfigError(f"{where} ends too early: it is truncated (copy it again).") from None
+    except (RuntimeError, pickle.UnpicklingError) as e:
+        raise ConfigError(
+            f"{where} cannot be read as a state_dict by torch.load(weights_only=True), which loads tensors only: "
+            f"{e} Save the weights with torch.save(model.state_dict(), path) or safetensors."
+        ) from None
+    except AttributeError:  # timm's clean_state_dict calls .items(): the file holds a tensor, a list, ...
+        raise ConfigError(f"{where} cannot be read as a state_dict: it holds no mapping of parameter names to "
+                          "tensors (torch.save(model.state_dict(), path) writes one).") from None
+    bad = [k for k, v in state.items() if not isinstance(v, torch.Tensor)][:3]
+    if bad:
+        raise ConfigError(f"{where} cannot be read as a state_dict: entries {bad} are not tensors.")
+    return state
 
 
 def _classifier_keys(model: torch.nn.Module) -> set[str]:
@@ -112,28 +153,25 @@ def check_weights_fit(model: torch.nn.Module, state_dict: dict[str, torch.Tensor
         )
 
 
-def check_model_config(model_cfg: ModelConfig, *, num_classes: int) -> None:
-    """Everything about the model that can be refused before a run is created: name, weights file, fit."""
-    import timm
+def check_model_config(model_cfg: ModelConfig, *, num_classes: int) -> WeightsSource:
+    """Everything about the model that can be refused before a run is created: name, settings, weights.
+
+    Builds the model once, from the weights it will train from (timm loads them as training will);
+    returns the ``model.weights_source`` to record. Hub weights still to be downloaded are not checked.
+    """
+    from engine.training.pretrained import resolve_weights
 
     check_model_name(model_cfg.name)
-    try:
-        model = timm.create_model(model_cfg.name, pretrained=False, **_model_kwargs(model_cfg, num_classes))
-    except (TypeError, ValueError) as e:
-        raise ConfigError(f"timm cannot build model {model_cfg.name!r} with these settings: {e}") from None
-    if model_cfg.pretrained_file is not None:
-        path = _weights_file(model_cfg.pretrained_file)
-        check_weights_fit(model, read_state_dict(path), source=f"{str(path)!r} ('model.pretrained_file')")
+    source = resolve_weights(model_cfg)
+    if source.kind != "none" and source.path is None:  # to be downloaded by the job: check the settings only
+        create_model(model_cfg.model_copy(update={"pretrained": PRETRAINED_NONE}), num_classes)
+    else:
+        create_model(model_cfg.model_copy(update={"weights_source": source}), num_classes)
+    return source
 
 
-def resolve_data_config(model: torch.nn.Module, image_size: int | None = None) -> dict[str, Any]:
-    """The input the model wants: ``input_size`` (C, H, W), ``mean``, ``std``, ``interpolation``.
-
-    From timm's pretrained config; ``image_size`` (square) overrides the size.
-    """
-    from timm.data import resolve_data_config as timm_resolve
-
-    cfg = timm_resolve(model=model)
+def _data_config(cfg: dict[str, Any], image_size: int | None) -> dict[str, Any]:
+    """Our shape of timm's resolved data config, ``image_size`` (square) overriding the size."""
     channels = cfg["input_size"][0]
     size = (image_size, image_size) if image_size else tuple(cfg["input_size"][1:])
     return {
@@ -142,6 +180,28 @@ def resolve_data_config(model: torch.nn.Module, image_size: int | None = None) -
         "std": tuple(float(s) for s in cfg["std"]),
         "interpolation": cfg.get("interpolation", "bilinear"),
     }
+
+
+def model_data_config(model: ModelConfig | str, image_size: int | None = None) -> dict[str, Any]:
+    """The input a model wants, from timm's pretrained config alone (the model is not built).
+
+    ``input_size`` (C, H, W), ``mean``, ``std``, ``interpolation``; ``image_size`` (square) overrides
+    the size. The same answer as ``timm.data.resolve_data_config(model=timm.create_model(name))``.
+    """
+    from timm.data import resolve_data_config as timm_resolve
+    from timm.models import PretrainedCfg
+
+    name = model if isinstance(model, str) else model.name
+    check_model_name(name)
+    cfg = timm_pretrained_cfg(name) or PretrainedCfg()  # timm's default for a model without one
+    return _data_config(timm_resolve(pretrained_cfg=cfg.to_dict()), image_size)
+
+
+def resolve_data_config(model: torch.nn.Module, image_size: int | None = None) -> dict[str, Any]:
+    """The input a built model wants (its ``pretrained_cfg``); see :func:`model_data_config`."""
+    from timm.data import resolve_data_config as timm_resolve
+
+    return _data_config(timm_resolve(model=model), image_size)
 
 
 def load_fold_model(run_dir: str | Path, fold: int, *, device: str | torch.device = "cpu") -> tuple[torch.nn.Module, dict]:
@@ -158,9 +218,9 @@ def load_fold_model(run_dir: str | Path, fold: int, *, device: str | torch.devic
     path = weights_path(run_dir, fold)
     if not path.is_file():
         raise RunError(f"Fold {fold} of run {Path(run_dir).name!r} has no weights yet ({str(path)!r}); train it first.")
-    model = create_model(cfg.model.model_copy(update={"pretrained_file": None}), len(cfg.classes or []))
+    model = create_model(cfg.model.model_copy(update={"pretrained": PRETRAINED_NONE}), len(cfg.classes or []))
     model.load_state_dict(load_file(str(path)))
     model.to(device).eval()
-    info = {"config": cfg, "classes": list(cfg.classes or []), "data_config": resolve_data_config(model, cfg.image_size),
+    info = {"config": cfg, "classes": list(cfg.classes or []), "data_config": model_data_config(cfg.model, cfg.image_size),
             "fold": fold}
     return model, info

@@ -63,7 +63,10 @@ def current_file() -> Path:
 def init_state() -> None:
     """First visit: the pipeline in use for training if there is one, else the light preset."""
     ss = st.session_state
-    ss.setdefault(state.AUG_IMAGE_SIZE, 224)
+    if state.AUG_IMAGE_SIZE not in ss:  # the size the Train form defaults to (model and images)
+        from studio.widgets.train_form import session_default_size
+
+        ss[state.AUG_IMAGE_SIZE] = session_default_size(open_dataset_or_none())
     if state.AUG_SPEC not in ss:
         try:
             ss[state.AUG_SPEC] = load_pipeline_file(current_file()) if current_file().is_file() else None

@@ -20,6 +20,7 @@ from studio.figures.compare import (
     histogram_overlay,
     reliability_diagram,
 )
+from studio.widgets.runs import MISSING
 from studio.widgets.samples import sample_grid
 
 NUMBER_FORMAT = {c: st.column_config.NumberColumn(format="%.4f") for c in
@@ -46,7 +47,7 @@ def voting_section(run_dirs: tuple[str, ...], token, tta: str, views, paths: dic
     st.caption(f"{len(result.members)} members voted. Soft: mean of probabilities. Hard: majority of predicted "
                "classes, ties to the lowest class index (as scikit-learn's VotingClassifier).")
     left, right = st.columns([3, 2])
-    left.dataframe(result.metrics, hide_index=True, width="stretch", column_config=NUMBER_FORMAT)
+    left.dataframe(result.metrics, hide_index=True, width="stretch", placeholder=MISSING, column_config=NUMBER_FORMAT)
     right.plotly_chart(difference_intervals(result.differences.assign(label=lambda f: f["metric"].map(METRIC_LABELS)),
                                             label_column="label", title="soft minus hard"),
                        width="stretch", key="ens_vote_diff")
@@ -57,7 +58,7 @@ def voting_section(run_dirs: tuple[str, ...], token, tta: str, views, paths: dic
         if dis.empty:
             st.write("None: both votes pick the same class for every image.")
         else:
-            st.dataframe(dis, hide_index=True, width="stretch")
+            st.dataframe(dis, hide_index=True, width="stretch", placeholder=MISSING)
             top = dis.head(12)
             sample_grid(top, [f"true {r.label} · soft {r.soft} ({r.soft_confidence:.0%}) · hard {r.hard} "
                               f"({r.hard_vote_share:.0%} of votes)" for r in top.itertuples()], paths, columns=6)
@@ -85,7 +86,7 @@ def tta_section(run_dirs: tuple[str, ...], token) -> None:
     st.plotly_chart(difference_intervals(frame, label_column="label",
                                          title=f"{METRIC_LABELS[metric]} gain over {result.baseline_view} alone"),
                     width="stretch", key="ens_tta_fig")
-    st.dataframe(gains.drop(columns=["label"]), hide_index=True, width="stretch")
+    st.dataframe(gains.drop(columns=["label"]), hide_index=True, width="stretch", placeholder=MISSING)
 
 
 def label_smoothing_section(run_dirs: tuple[str, ...], token, tta: str, all_runs: pd.DataFrame) -> None:
@@ -106,8 +107,8 @@ def label_smoothing_section(run_dirs: tuple[str, ...], token, tta: str, all_runs
         return
     st.caption("Temperature T is fitted per run on its OOF predictions. Scaling leaves accuracy and macro-F1 as "
                "they are and changes log loss and ECE: what still differs after it is not calibration.")
-    st.dataframe(result.runs, hide_index=True, width="stretch", column_config=NUMBER_FORMAT)
-    st.dataframe(result.metrics, hide_index=True, width="stretch", column_config=NUMBER_FORMAT)
+    st.dataframe(result.runs, hide_index=True, width="stretch", placeholder=MISSING, column_config=NUMBER_FORMAT)
+    st.dataframe(result.metrics, hide_index=True, width="stretch", placeholder=MISSING, column_config=NUMBER_FORMAT)
     if not result.differences.empty:
         diffs = result.differences.assign(label=lambda f: "LS " + f["label_smoothing"].astype(str) + " · "
                                            + f["metric"].map(METRIC_LABELS))
@@ -151,8 +152,8 @@ def combinations_section(run_dirs: tuple[str, ...], token, tta: str, views, path
                f"({search.best_single[metric]:.4f}). *gain*: {METRIC_LABELS[metric]} minus the best single's, "
                "with its 95% interval.")
     top = ranking.head(25)
-    event = st.dataframe(top, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                         key="ens_comb_table", column_config=NUMBER_FORMAT)
+    event = st.dataframe(top, hide_index=True, width="stretch", placeholder=MISSING, on_select="rerun",
+                         selection_mode="single-row", key="ens_comb_table", column_config=NUMBER_FORMAT)
     picked = event.selection.rows[0] if event and event.selection.rows else 0
     row = search.ranking.iloc[picked]
     idx = list(row["member_index"])

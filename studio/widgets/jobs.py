@@ -16,6 +16,7 @@ import streamlit as st
 from engine.errors import EngineError
 from studio import run_loaders
 from studio.figures.training import learning_curves
+from studio.widgets.runs import MISSING
 
 ACTIVE = ("queued", "running")
 STATE_ICONS = {"queued": "…", "running": "▶", "done": "✓", "failed": "✗", "cancelled": "■"}  # plain glyphs: no emoji font needed
@@ -58,7 +59,7 @@ def runs_overview(runs: pd.DataFrame) -> None:
     view = runs[["name", "state", "model", "progress", "val_accuracy", "val_macro_f1", "val_loss", "run_id"]].copy()
     view["state"] = [f"{STATE_ICONS.get(s, '')} {s}" for s in view["state"]]
     st.dataframe(
-        view, hide_index=True, width="stretch",
+        view, hide_index=True, width="stretch", placeholder=MISSING,  # no metric before the first epoch ends
         column_config={
             "progress": st.column_config.ProgressColumn("progress", min_value=0.0, max_value=1.0, format="percent"),
             "val_accuracy": st.column_config.NumberColumn("val accuracy", format="%.3f"),

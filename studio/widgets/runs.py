@@ -10,6 +10,8 @@ import streamlit as st
 from engine.analysis.tta import TTA_MODES
 from studio import run_loaders
 
+MISSING = "–"  # what a table cell without a value shows (st.dataframe's placeholder; Streamlit's own is "None")
+
 
 def require_runs(workspace: Path) -> pd.DataFrame:
     """Runs with at least one finished fold; when there is none, say what to do next and stop the page."""
@@ -31,6 +33,31 @@ def run_label(runs: pd.DataFrame):
     names = runs.set_index("run_id")["name"].to_dict()
     states = runs.set_index("run_id")["state"].to_dict()
     return lambda rid: f"{names.get(rid) or rid} · {states.get(rid)} · {rid}"
+
+
+def latest_study_runs(runs: pd.DataFrame) -> list[str]:
+    """The newest run with the other runs of its study (``runs`` newest first, as run_loaders lists them)."""
+    if runs.empty:
+        return []
+    study = runs["study_id"].iloc[0] if "study_id" in runs else None
+    if study is None or pd.isna(study):
+        return [runs["run_id"].iloc[0]]
+    return list(runs.loc[runs["study_id"] == study, "run_id"])
+
+
+def select_latest_study(runs: pd.DataFrame, *, key: str) -> None:
+    """Before a run multiselect under ``key``: select the latest study's runs, unless the user chose others.
+
+    The selection follows the latest study (a run that finishes its first fold joins it) for as long as it
+    is the default this function set; a choice of the user's own is kept while its runs exist.
+    """
+    ss = st.session_state
+    ids = set(runs["run_id"])
+    default, remembered = latest_study_runs(runs), f"{key}_default"
+    current = [r for r in ss.get(key) or [] if r in ids]
+    if not current or current == [r for r in ss.get(remembered) or [] if r in ids]:
+        current = default
+    ss[key], ss[remembered] = current, default
 
 
 def run_picker(runs: pd.DataFrame, *, key: str, label: str = "Run") -> str:

@@ -7,7 +7,7 @@ import streamlit as st
 
 from engine.analysis.tta import TTA_MODES
 from studio import state
-from studio.widgets.runs import run_label
+from studio.widgets.runs import run_label, select_latest_study
 
 VOTING = ["soft", "hard", "logit_mean", "geometric"]
 
@@ -38,7 +38,8 @@ def submission_ui(runs: pd.DataFrame) -> dict | None:
                    f"{saved['expected']['accuracy']:.4f}, macro-F1 {saved['expected']['macro_f1']:.4f}.")
         return saved
     ids = list(runs["run_id"])
-    chosen = st.multiselect("Runs", ids, default=ids[:1], key="submit_runs", format_func=run_label(runs))
+    select_latest_study(runs, key="submit_runs")
+    chosen = st.multiselect("Runs", ids, key="submit_runs", format_func=run_label(runs))
     if not chosen:
         return None
     k = int(runs.set_index("run_id").loc[chosen, "folds"].min())

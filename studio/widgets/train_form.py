@@ -1,8 +1,12 @@
 """The Train page's form over the run configuration. ``run_config_ui`` returns the user's choices.
 
-It is an ``st.form``: typing a learning rate does not rerun the page; only "Launch" does. The form
-builds a plain config dict (the same YAML shape as ``configs/demo.yaml``); the engine validates it,
-so every message the user sees names the field the engine refused.
+The model, its pretrained weights and "Allow downloads" sit above the form, so the weights' status
+(engine.training.pretrained.describe_pretrained) and the defaults that follow the model (image size)
+update at each choice. The rest is an ``st.form``: typing a learning rate does not rerun the page;
+only "Launch" does. The form builds a plain config dict (the same YAML shape as
+``configs/demo.yaml``); the engine validates it, so every message the user sees names the field the
+engine refused. Defaults come from engine.training.defaults: image size from the model and the
+images, k from the smallest class.
 """
 
 from __future__ import annotations
@@ -50,25 +54,150 @@ def parse_values(text: str, *, field: str, kind=float) -> list:
     return values
 
 
-def _default_image_size(dataset: Dataset) -> int:
-    return 32 if dataset.name == "digits-demo" else 224
+# Session-state keys of the Train form (prefix train_). The *_basis keys remember what a default was computed
+# for, so a default follows the model / dataset until the user's choice differs from it.
+MODEL_KEY, PRETRAINED_KEY, WEIGHTS_KEY, DOWNLOAD_KEY = "train_model", "train_pretrained", "train_weights", "train_allow_download"
+SIZE_KEY, K_KEY = "train_size", "train_k"
+PRETRAINED_BASIS, SIZE_BASIS, K_BASIS = "train_pretrained_basis", "train_size_basis", "train_k_basis"
+PRETRAINED_CHOICES = {"hub": "timm's pretrained (hub cache)", "none": "none (from scratch)", "file": "a local file"}
+AVAILABILITY_ICONS = {"cached": ":material/check_circle:", "local file": ":material/check_circle:",
+                      "would download": ":material/cloud_download:", "missing": ":material/error:",
+                      "none": ":material/info:"}
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def _typical_side(dataset_path: str, mtime: float, scan_key: object, _dataset: Dataset, _scan) -> int | None:
+    from engine.training.defaults import typical_image_side
+
+    table = None if _scan is None else _scan.table[_scan.table["split"] == "train"]
+    return typical_image_side(_dataset.manifest["path"].tolist(), scan=table)
+
+
+def typical_side(dataset: Dataset) -> int | None:
+    """The dataset's median shorter side: from its scan when the Data page ran one, else from image headers."""
+    from studio import loaders, state
+
+    path = state.dataset_path() or str(dataset.spec_path or dataset.root)
+    token = loaders.scan_token(path, state.workspace())  # keyed as the Data page keys its scan
+    scan = loaders.cached_scan(token)
+    return _typical_side(path, loaders.mtime(path), token if scan is not None else None, dataset, scan)
+
+
+def pretrained_value(choice: str, weights: str) -> str:
+    """'model.pretrained' of the form's choice: 'hub', 'none', or the file path typed."""
+    return weights.strip() if choice == "file" else choice
+
+
+def default_pretrained_choice(model: str, allow_download: bool) -> str:
+    """timm's weights when they can be had (cached, or downloads allowed), else from scratch."""
+    from engine.training.pretrained import describe_pretrained
+
+    return "hub" if describe_pretrained(model, "hub", allow_download).uses_weights else "none"
+
+
+def session_pretrained() -> tuple[str, str, bool]:
+    """(model, model.pretrained, allow_download) as the Train form holds them (its defaults before a visit)."""
+    from engine.offline import user_forbids_downloads
+
+    ss = st.session_state
+    model = ss.get(MODEL_KEY) or QUICK_MODELS[0]
+    allow = bool(ss.get(DOWNLOAD_KEY)) and not user_forbids_downloads()
+    choice = ss.get(PRETRAINED_KEY) or default_pretrained_choice(model, allow)
+    return model, pretrained_value(choice, ss.get(WEIGHTS_KEY, "")), allow
+
+
+def default_size(dataset: Dataset | None, model: str, pretrained: str):
+    """The image size default (engine.training.defaults) for the model and the dataset's images."""
+    from engine.training.defaults import default_image_size
+
+    return default_image_size(model, pretrained, typical_side(dataset) if dataset is not None else None)
+
+
+def session_default_size(dataset: Dataset | None) -> int:
+    """The image size the Train form defaults to now; the Augmentation lab starts from it."""
+    model, pretrained, _ = session_pretrained()
+    try:
+        return default_size(dataset, model, pretrained).size
+    except ConfigError:  # a local file typed on the Train page: the model's size still applies
+        return default_size(dataset, model, "none").size
+
+
+def _follow(key: str, basis_key: str, basis: object, value: object) -> None:
+    """Set ``key`` to ``value`` when the basis its default was computed from changed (before its widget exists)."""
+    ss = st.session_state
+    if ss.get(basis_key) != basis:
+        ss[basis_key] = basis
+        ss[key] = value
+
+
+def weights_ui(dataset: Dataset):
+    """Model, pretrained weights and "Allow downloads", outside the form so the status follows each choice.
+
+    Returns (model, model.pretrained, allow_download, PretrainedStatus).
+    """
+    from engine.offline import user_forbids_downloads
+    from engine.training.pretrained import describe_pretrained
+
+    st.markdown("**Model**")
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    model = c1.selectbox("timm model", model_names(), index=0, key=MODEL_KEY,
+                         help="Any timm model. The test_* models are tiny: a quick try on CPU.")
+    forbidden = user_forbids_downloads()
+    allow = bool(st.session_state.get(DOWNLOAD_KEY)) and not forbidden
+    if st.session_state.get(PRETRAINED_KEY) != "file":  # follows the model until the user picks a file
+        _follow(PRETRAINED_KEY, PRETRAINED_BASIS, (model, allow), default_pretrained_choice(model, allow))
+    choice = c2.selectbox("Pretrained weights", list(PRETRAINED_CHOICES), key=PRETRAINED_KEY,
+                          format_func=PRETRAINED_CHOICES.get,
+                          help="timm's pretrained weights for this model, found in the Hugging Face cache "
+                               "(HF_HUB_CACHE / HF_HOME), a weights file of your own, or none.")
+    allow = c3.toggle("Allow downloads", key=DOWNLOAD_KEY, disabled=forbidden,
+                      help="HF_HUB_OFFLINE=1 is set in the studio's environment: nothing is downloaded."
+                      if forbidden else "Let the training job download hub weights missing from the cache.")
+    weights = ""
+    if choice == "file":
+        weights = st.text_input("Weights file", key=WEIGHTS_KEY, placeholder="/path/to/model.safetensors",
+                                help="A local .safetensors / .pth file saved from this architecture.")
+    pretrained, allow = pretrained_value(choice, weights), bool(allow) and not forbidden
+    status = describe_pretrained(model, pretrained or "none", allow)
+    if pretrained:
+        weights_status(status)
+    else:
+        st.info("Type the path of a weights file saved from this architecture.", icon=":material/info:")
+    return model, pretrained, allow, status
+
+
+def weights_status(status) -> None:
+    """The weights' availability and the input the model wants, drawn from a PretrainedStatus."""
+    c, h, w = status.input_size
+    mean = ", ".join(f"{m:.3f}" for m in status.mean)
+    std = ", ".join(f"{s:.3f}" for s in status.std)
+    text = (f"**Weights: {status.availability}.** {status.message}\n\nPretrained input: {h}x{w} px, {c} channels, "
+            f"mean ({mean}), std ({std}), {status.interpolation} resize"
+            + (" — this model only takes that size." if status.fixed_input_size else "."))
+    draw = {"missing": st.error, "would download": st.warning, "none": st.info}.get(status.availability, st.success)
+    draw(text, icon=AVAILABILITY_ICONS[status.availability])
 
 
 def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict[str, Any] | None:
     """Draw the form; on "Launch" return the config dict (with a ``vary`` mapping for a study), else None."""
+    from engine.training.defaults import default_k
+
+    model, pretrained, allow_download, status = weights_ui(dataset)
+    size = default_size(dataset, model, pretrained if status.usable else "none")
+    _follow(SIZE_KEY, SIZE_BASIS, (model, status.uses_weights, str(dataset.spec_path)), size.size)
+    k_default = default_k(dataset.manifest, classes=dataset.classes)
+    _follow(K_KEY, K_BASIS, str(dataset.spec_path or dataset.root), k_default.k)
     with st.form("train_form", border=True):
-        st.markdown("**Model**")
-        c1, c2, c3 = st.columns([2, 2, 1])
-        model = c1.selectbox("timm model", model_names(), index=0, key="train_model",
-                             help="Any timm model. The test_* models are tiny: a quick try on CPU.")
-        weights = c2.text_input("Pretrained weights file (optional)", key="train_weights",
-                                placeholder="/path/to/model.safetensors",
-                                help="A local .safetensors / .pth file for this model. Nothing is downloaded.")
-        image_size = c3.number_input("Image size", 8, 1024, _default_image_size(dataset), step=8, key="train_size")
+        c1, c2 = st.columns([1, 4], vertical_alignment="bottom")
+        image_size = c1.number_input("Image size", 8, 1024, step=8, key=SIZE_KEY,
+                                     help="Side of the square images the model sees.")
+        c2.caption(f"Image size default {size.size}: {size.rule}.")
 
         st.markdown("**Folds**")
+        if k_default.reason:
+            st.warning(f"Folds default to {k_default.reason}", icon=":material/warning:")
         c1, c2, c3 = st.columns(3)
-        k = c1.number_input("Folds (k)", 2, 20, 3, key="train_k")
+        k = c1.number_input("Folds (k)", 2, 20, key=K_KEY)
         holdout = c2.slider("Holdout share", 0.0, 0.4, 0.1, 0.05, key="train_holdout",
                             help="Kept out of every fold and predicted by every fold model: it measures what voting "
                                  "across folds gains.")
@@ -110,27 +239,28 @@ def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict
                                  help="On CUDA, halve the batch size until a training step fits in memory.")
         name = st.text_input("Run name (optional)", key="train_name", placeholder="e.g. effnet-ls")
         launched = st.form_submit_button("Launch training", type="primary", icon=":material/rocket_launch:")
-    if not weights:
-        st.caption(":material/info: No pretrained weights file: the model trains from scratch.")
     if not launched:
         return None
-    return build_config(dataset, workspace, model=model, weights=weights, image_size=image_size, k=k,
-                        holdout=holdout, group=None if group == "(none)" else group, epochs=epochs, batch=batch,
-                        optimizer=optimizer, lr=lr, scheduler=scheduler, loss=loss, smoothing=smoothing,
-                        workers=workers, augment=augment, views=views, device=device, name=name,
+    return build_config(dataset, workspace, model=model, pretrained=pretrained, allow_download=allow_download,
+                        image_size=image_size, k=k, holdout=holdout, group=None if group == "(none)" else group,
+                        epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, scheduler=scheduler, loss=loss,
+                        smoothing=smoothing, workers=workers, augment=augment, views=views, device=device, name=name,
                         data_cache=data_cache, compile_model=compile_model, auto_batch=auto_batch)
 
 
-def build_config(dataset: Dataset, workspace: Path, *, model: str, weights: str, image_size: int, k: int,
+def build_config(dataset: Dataset, workspace: Path, *, model: str, pretrained: str, image_size: int, k: int,
                  holdout: float, group: str | None, epochs: int, batch: int, optimizer: str, lr: float,
                  scheduler: str, loss: str, smoothing: str, workers: int, augment: str, views: list[str],
-                 device: str, name: str, data_cache: bool = True, compile_model: bool = False,
-                 auto_batch: bool = False) -> dict[str, Any]:
+                 device: str, name: str, allow_download: bool = False, data_cache: bool = True,
+                 compile_model: bool = False, auto_batch: bool = False) -> dict[str, Any]:
     """The config dict of the form's choices (pure: testable without Streamlit)."""
     from engine.augment import load_pipeline_file
     from engine.augment.presets import preset
 
     smoothing_values = parse_values(smoothing, field="label smoothing")
+    if not pretrained.strip():
+        raise ConfigError("The 'Weights file' field is empty: type the path of a local weights file, or choose "
+                          "timm's pretrained weights or none under 'Pretrained weights'.")
     if augment == LAB_PIPELINE:
         augment_dict = load_pipeline_file(lab_pipeline_path(workspace))
     else:
@@ -138,7 +268,7 @@ def build_config(dataset: Dataset, workspace: Path, *, model: str, weights: str,
     config: dict[str, Any] = {
         "name": name.strip() or None,
         "dataset": str(dataset.spec_path or dataset.root),
-        "model": {"name": model, "pretrained_file": weights.strip() or None},
+        "model": {"name": model, "pretrained": pretrained.strip(), "allow_download": bool(allow_download)},
         "image_size": int(image_size),
         "split": {"k": int(k), "holdout_fraction": float(holdout), "group_column": group},
         "train": {"epochs": int(epochs), "batch_size": int(batch), "optimizer": optimizer, "lr": float(lr),

@@ -208,3 +208,17 @@ def test_upload_imports_a_file_and_a_bad_one_shows_the_error(at):
     assert not at.exception
     assert "'Nope' is not an albumentations transform" in errors(at)
     assert spec(at) == imported
+
+
+def test_the_lab_starts_from_the_train_forms_image_size(workspace, demo_spec_path, hub_cache, monkeypatch):
+    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(demo_spec_path))
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page("../pages/augment.py").run()
+    assert not app.exception
+    assert app.session_state["aug_image_size"] == 32  # the demo's 32 px images, from scratch (nothing cached)
+    hub_cache.add("test_efficientnet")  # the Train form's default model, now with timm's weights cached
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page("../pages/augment.py").run()
+    assert app.session_state["aug_image_size"] == 160  # their pretrained input size, as the Train form
+    app.switch_page("../pages/train.py").run()
+    assert not app.exception and app.number_input(key="train_size").value == 160

@@ -72,6 +72,28 @@ def test_ensemble_page_voting_matches_engine_and_switches(study_env):
     assert "search over 4 fold models" in texts  # 2 runs x 2 folds, views merged
 
 
+def test_ensemble_and_submit_open_with_the_latest_studys_runs(study_env):
+    study = {run_id_of(d) for d in study_env.run_dirs}
+    at = open_page("ensemble.py")
+    assert set(at.multiselect(key="ensemble_runs").value) == study
+    at.switch_page("../pages/submit.py").run()
+    assert not at.exception
+    assert set(at.multiselect(key="submit_runs").value) == study
+    # A choice of the user's own is kept across reruns.
+    at.multiselect(key="submit_runs").set_value([run_id_of(study_env.run_dirs[1])]).run()
+    at.run()
+    assert at.multiselect(key="submit_runs").value == [run_id_of(study_env.run_dirs[1])]
+
+
+def test_latest_study_runs_picks_the_newest_run_and_its_study():
+    from studio.widgets.runs import latest_study_runs
+
+    runs = pd.DataFrame({"run_id": ["r3", "r2", "r1", "r0"], "study_id": ["s2", None, "s2", "s1"]})
+    assert latest_study_runs(runs) == ["r3", "r1"]
+    assert latest_study_runs(runs.iloc[1:]) == ["r2"]
+    assert latest_study_runs(runs.iloc[:0]) == []
+
+
 def test_ensemble_combination_goes_to_submit(study_env, demo_spec_path):
     at = open_page("ensemble.py")
     at.multiselect(key="ensemble_runs").set_value([run_id_of(d) for d in study_env.run_dirs]).run()

@@ -42,7 +42,7 @@ def open_train_page() -> AppTest:
 
 
 def fill_small_run(at: AppTest, *, epochs: int) -> None:
-    at.selectbox(key="train_model").set_value("test_resnet")
+    at.selectbox(key="train_model").set_value("test_resnet").run()
     at.number_input(key="train_epochs").set_value(epochs)
     at.number_input(key="train_k").set_value(2)
     at.slider(key="train_holdout").set_value(0.2)
@@ -117,7 +117,7 @@ def test_build_config_makes_a_study_from_several_smoothing_values(demo_dataset, 
         demo_dataset,
         tmp_path,
         model="test_vit",
-        weights="",
+        pretrained="none",
         image_size=32,
         k=3,
         holdout=0.1,
@@ -143,3 +143,79 @@ def test_build_config_makes_a_study_from_several_smoothing_values(demo_dataset, 
     assert [c.train.label_smoothing for c in configs] == [0.0, 0.1]
     assert configs[0].train.data_cache and not configs[0].train.compile and not configs[0].train.auto_batch_size
     assert parse_values("0.2", field="x") == [0.2]
+
+
+def status_text(at: AppTest) -> str:
+    """The weights' status box (drawn as success / info / warning / error)."""
+    boxes = [*at.success, *at.info, *at.warning, *at.error]
+    found = [b.value for b in boxes if "**Weights:" in b.value]
+    assert len(found) == 1, [b.value for b in boxes]
+    return found[0]
+
+
+def test_weights_status_follows_the_model_and_the_cache(train_workspace, hub_cache):
+    hub_cache.add("test_resnet")
+    at = open_train_page()
+    # The default model has no cached weights: from scratch, the images' own size (32 px).
+    assert at.selectbox(key="train_model").value == "test_efficientnet"
+    assert at.selectbox(key="train_pretrained").value == "none"
+    assert "**Weights: none.**" in status_text(at) and at.number_input(key="train_size").value == 32
+    assert any("median shorter side (32 px)" in c.value for c in at.caption)
+    # test_resnet is in the cache: timm's weights are picked, with their input size and normalization.
+    at.selectbox(key="train_model").set_value("test_resnet").run()
+    assert not at.exception
+    assert at.selectbox(key="train_pretrained").value == "hub"
+    text = status_text(at)
+    assert "**Weights: cached.**" in text and "timm/test_resnet.r160_in1k" in text
+    assert "160x160 px" in text and "mean (0.500, 0.500, 0.500)" in text and "std (0.500, 0.500, 0.500)" in text
+    assert at.number_input(key="train_size").value == 160
+    # Not cached and no downloads: the error names both ways out, and Launch writes nothing.
+    at.selectbox(key="train_model").set_value("test_convnext").run()
+    at.selectbox(key="train_pretrained").set_value("hub").run()
+    text = status_text(at)
+    assert "**Weights: missing.**" in text and "timm/test_convnext.r160_in1k" in text and str(hub_cache.root) in text
+    assert "allow downloads" in text and "local weights file" in text
+    at.button(key=LAUNCH).click().run()
+    assert not at.exception
+    assert any("timm/test_convnext.r160_in1k" in e.value for e in at.error if "**Weights:" not in e.value)
+    assert store.list_runs(train_workspace).empty
+
+
+def test_launch_with_cached_hub_weights_records_them(train_workspace, hub_cache):
+    path, _ = hub_cache.add("test_resnet")
+    at = open_train_page()
+    fill_small_run(at, epochs=1)
+    at.number_input(key="train_size").set_value(32)
+    at.button(key=LAUNCH).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    run_dir = Path(store.list_runs(train_workspace).at[0, "path"])
+    source = store.read_config(run_dir).model.weights_source
+    assert (source.kind, source.hf_hub_id, source.path) == ("hub", "timm/test_resnet.r160_in1k", str(path))
+    # The job process loads them from the same cache (its environment has HF_HUB_CACHE) and trains: a batch is
+    # enough to know (the training fixture cancels it); engine tests check the weights themselves.
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        status = effective_status(run_dir)
+        if status["state"] in ("failed", "done") or (status.get("folds", {}).get("0", {}).get("batch") or 0) > 0:
+            break
+        time.sleep(0.5)
+    assert status["state"] in ("running", "done"), status.get("error")
+
+
+def test_k_defaults_to_what_the_smallest_class_allows_and_says_so_before_launch(tmp_path, monkeypatch):
+    from PIL import Image
+
+    root = tmp_path / "tiny-classes"
+    for label, count in (("common", 30), ("rare", 3)):
+        (root / label).mkdir(parents=True)
+        for i in range(count):
+            Image.new("RGB", (48, 40), (i * 8, 0, 0)).save(root / label / f"{label}{i}.png")
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(ws))
+    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(root))
+    at = open_train_page()
+    warning = [w.value for w in at.warning if "Folds default to" in w.value]
+    assert warning and "instead of the usual 5" in warning[0] and "'rare'" in warning[0]
+    assert at.number_input(key="train_k").value < 5
+    assert at.number_input(key="train_size").value == 32  # median shorter side 40 -> nearest multiple of 32

@@ -155,3 +155,22 @@ def test_train_in_the_foreground_prints_the_ids_and_records_the_run(workspace, t
     assert main(["runs", "--workspace", str(workspace)]) == 0
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:3] == ["run_id", "state", "progress"] and table[1].split()[:3] == [run_id, "done", "100%"]
+
+
+def test_hub_weights_off_line_are_refused_and_allow_download_is_a_flag(workspace, tmp_path, demo_spec_path,
+                                                                        monkeypatch, capsys):
+    from engine.cli import main  # in-process: the flag's way into the config is what is tested here
+
+    config = write_config(tmp_path / "hub.yaml", demo_spec_path)
+    args = ["train", str(config), "--workspace", str(workspace), "--set", "model.name=test_resnet",
+            "--set", "model.pretrained=hub"]
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("FOLD_STUDIO_USER_HF_HUB_OFFLINE", "")  # as if the user had not set HF_HUB_OFFLINE
+    assert main(args) == 2
+    refused = capsys.readouterr().err
+    assert "'model.allow_download' is false" in refused and "--allow-download" in refused
+    assert str(tmp_path / "empty-cache") in refused and "timm/test_resnet.r160_in1k" in refused
+    monkeypatch.setenv("FOLD_STUDIO_USER_HF_HUB_OFFLINE", "1")  # the user's HF_HUB_OFFLINE=1 wins over the flag
+    assert main([*args, "--allow-download"]) == 2
+    assert "HF_HUB_OFFLINE=1 is set in your environment" in capsys.readouterr().err
+    assert not (workspace / "runs").exists() or not list((workspace / "runs").iterdir())

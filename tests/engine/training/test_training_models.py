@@ -1,6 +1,8 @@
-"""Models: timm names, pretrained weights from a local file only, data config."""
+"""Models: timm names, pretrained weights from a local file, bad weights files named, data config."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 import timm
@@ -9,7 +11,7 @@ from safetensors.torch import save_file
 
 from engine.errors import ConfigError
 from engine.training.config import ModelConfig
-from engine.training.models import check_model_config, create_model, resolve_data_config
+from engine.training.models import check_model_config, create_model, model_data_config, resolve_data_config
 
 
 def test_create_model_sets_classes_and_drop_rates():
@@ -23,7 +25,7 @@ def test_unknown_model_suggests_close_names():
 
 
 def test_hub_names_are_refused():
-    with pytest.raises(ConfigError, match="nothing is downloaded"):
+    with pytest.raises(ConfigError, match="model.pretrained: hub"):
         check_model_config(ModelConfig(name="hf-hub:timm/resnet18.a1_in1k"), num_classes=3)
 
 
@@ -54,11 +56,41 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
         check_model_config(cfg, num_classes=3)
 
 
-def test_a_file_that_is_not_weights_is_refused(tmp_path):
-    path = tmp_path / "notes.safetensors"
-    path.write_text("not weights")
-    with pytest.raises(ConfigError, match="cannot be read as a state_dict"):
-        check_model_config(ModelConfig(name="test_resnet", pretrained_file=str(path)), num_classes=3)
+class _NotATensor:
+    pass
+
+
+def _write_bad(path, kind: str) -> None:
+    if kind == "text":
+        path.write_text("not weights")
+    elif kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "tensor":
+        torch.save(torch.zeros(3), path)
+    elif kind == "object":
+        torch.save({"a": _NotATensor()}, path)
+
+
+@pytest.mark.parametrize("name, kind, message", [
+    ("notes.safetensors", "text", "is not a valid safetensors file"),
+    ("empty.pth", "empty", "is empty"),
+    ("tensor.pth", "tensor", "holds no mapping of parameter names to tensors"),
+    ("object.pth", "object", r"torch.load\(weights_only=True\).*_NotATensor"),
+])
+def test_a_file_that_is_not_weights_is_refused_saying_why(tmp_path, name, kind, message):
+    path = tmp_path / name
+    _write_bad(path, kind)
+    with pytest.raises(ConfigError, match=rf"The weights file '{re.escape(str(path))}'.*{message}"):
+        check_model_config(ModelConfig(name="test_resnet", pretrained=str(path)), num_classes=3)
+
+
+@pytest.mark.parametrize("name", ["test_resnet", "test_efficientnet", "test_convnext", "test_vit", "resnet18",
+                                  "vit_small_patch16_224", "efficientnet_b0.ra_in1k"])
+def test_model_data_config_is_timms_without_building_the_model(name, monkeypatch):
+    built = resolve_data_config(timm.create_model(name, num_classes=3), 64)
+    monkeypatch.setattr(timm, "create_model", lambda *a, **k: pytest.fail("model_data_config built a model"))
+    assert model_data_config(name, 64) == built
+    assert model_data_config(ModelConfig(name=name))["input_size"] == timm.models.get_pretrained_cfg(name).input_size
 
 
 def test_data_config_from_timm_with_size_override():
