@@ -19,11 +19,12 @@ The engine never imports streamlit and never touches the network.
 """
 
 import importlib as _importlib
-import os as _os
 
-# Nothing may download at run time; these make timm / huggingface_hub and albumentations say so.
-_os.environ.setdefault("HF_HUB_OFFLINE", "1")
-_os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+from engine.offline import apply_offline_environment as _apply_offline_environment
+
+# Nothing may download at run time: the policy (engine/offline.py) is set before timm / huggingface_hub
+# or albumentations is imported.
+_apply_offline_environment()
 
 from engine.augment import list_tta_views, pipeline_from_dict  # noqa: E402
 from engine.data import Dataset, DatasetSpec, Problem, load_rgb, make_demo_dataset, open_dataset  # noqa: E402
@@ -34,8 +35,8 @@ _LAZY = {
     "preset": "engine.augment.presets",
     "load_run_configs": "engine.training.config",
     "RunConfig": "engine.training.config",
-    "create_runs": "engine.runs.store",
-    "list_runs": "engine.runs.store",
+    "create_runs": "engine.training.create",
+    "list_runs": "engine.runs",
     "train_run": "engine.training.fit",
     "predict_run": "engine.training.predict",
     "list_models": "engine.training.models",

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import engine.runs as store
 from engine.jobs import effective_status
-from engine.runs import store
+from engine.training.config import read_run_config
 from studio.widgets.train_form import build_config, parse_values
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def test_launch_from_the_form_then_restart_rebuilds_the_monitor(train_workspace)
     runs = store.list_runs(train_workspace)
     assert len(runs) == 1
     run_dir = Path(runs.at[0, "path"])
-    config = store.read_config(run_dir)
+    config = read_run_config(run_dir)
     assert (config.model.name, config.train.epochs, config.split.k) == ("test_resnet", 1, 2)
 
     status = wait_for(run_dir, {"done", "failed"})
