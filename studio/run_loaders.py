@@ -41,7 +41,7 @@ def _metrics(run_dir: str, mtime: float) -> pd.DataFrame:
 
 
 def run_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """metrics.csv of a run (one row per fold and epoch), re-read when the file changes."""
+    """The metrics of a run (one row per fold and epoch), re-read when the file changes."""
     return _metrics(str(run_dir), _mtime(store.metrics_path(run_dir)))
 
 

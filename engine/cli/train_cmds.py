@@ -107,7 +107,7 @@ def _run_dir(run: str, workspace: str | None) -> Path:
 
 
 class ProgressBar:
-    """A tqdm bar for one run: overall progress from its status.json (what the studio reads), the
+    """A tqdm bar for one run: overall progress from its status (what the studio reads), the
     current fold / epoch / batch from the training loop's progress events."""
 
     def __init__(self, run_dir: Path, *, every_s: float = 0.25) -> None:
@@ -307,7 +307,7 @@ def _predict(args) -> int:
 def _run_job(args) -> int:
     from engine.jobs.runner import EXIT_CANCELLED, EXIT_DONE, EXIT_FAILED, run_job, run_worker
 
-    # train.log gets timestamps (stdout / stderr of the job go there)
+    # the run's log gets timestamps (stdout / stderr of the job go there)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -1,7 +1,7 @@
 """The launcher interface (submit, status, cancel, resume) and its default backend, local processes.
 
 The run directory is the job's record whatever the backend: a launcher starts something that
-trains the run and writes ``status.json``; everything else (the studio's pages, the analysis, the
+trains the run and records its status in the run directory; everything else (the studio's pages, the analysis, the
 command line) reads the run directory and never asks the backend. A cluster backend (Ray is the
 intended one) implements :class:`Launcher` and registers itself with :func:`register_launcher`.
 

@@ -127,7 +127,7 @@ def parse_run_config(data: Mapping[str, Any], *, source: str = "run config") -> 
 
 
 def read_run_config(run_dir: str | Path) -> RunConfig:
-    """The typed config of a run: its config.yaml (read by the run store, :func:`engine.runs.read_config`)
+    """The typed config of a run: its stored config (read by the run store, :func:`engine.runs.read_config`)
     validated into a :class:`RunConfig`."""
     from engine.runs import read_config
 

@@ -1,7 +1,7 @@
 """Train a run: every requested fold that is not complete, one after the other.
 
 ``train_folds`` composes small ``build_*`` steps. Per fold: train, validate every epoch (a row of
-metrics.csv), keep the best weights by ``train.monitor``, stop early after ``patience`` epochs
+the run's metrics), keep the best weights by ``train.monitor``, stop early after ``patience`` epochs
 without improvement, then write the best weights and predict OOF / holdout / test for every TTA
 view. A complete fold (weights + every prediction file) is never touched again, so training again
 resumes at the first unfinished fold. A fold interrupted mid-way starts over.
@@ -48,7 +48,7 @@ __all__ = ["Cancelled", "train_folds", "train_run"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
-STATUS_EVERY_S = 1.0  # batch progress reaches status.json at most this often
+STATUS_EVERY_S = 1.0  # batch progress reaches the run's status at most this often
 
 
 @dataclass
@@ -137,7 +137,7 @@ def _folds_to_train(ctx: RunContext, folds: Iterable[int] | None) -> list[int]:
 
 
 def open_run_images(ctx: RunContext) -> None:
-    """Build or reuse the decoded-image cache before the first fold; status.json's ``image_cache`` tells how it went."""
+    """Build or reuse the decoded-image cache before the first fold; the status's ``image_cache`` tells how it went."""
     last = 0.0
 
     def report(done: int, total: int) -> None:
@@ -286,7 +286,7 @@ def finish_fold(ctx: RunContext, parts: FoldParts, state: FoldState, progress: P
 
 def _batch_reporter(ctx: RunContext, state: FoldState, epoch: int, phase: str, progress: Progress,
                     should_stop: Callable[[], bool]) -> Callable[..., None]:
-    """The per-batch callback: cancel check, progress callback, status.json at most every STATUS_EVERY_S."""
+    """The per-batch callback: cancel check, progress callback, the status at most every STATUS_EVERY_S."""
     epochs = ctx.cfg.train.epochs
 
     def on_batch(batch: int, batches: int, loss: float = float("nan")) -> None:

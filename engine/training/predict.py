@@ -67,7 +67,7 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
     """Re-predict a run's folds (default: every fold with weights) with ``views``, without retraining.
 
     Replaces the folds' prediction files. When every fold with weights was re-predicted, the views
-    also become the run's ``tta_views`` (config.yaml), so the config keeps describing the predictions
+    also become the run's ``tta_views`` (its stored config), so the config keeps describing the predictions
     on disk and folds trained later predict the same views.
     """
     from engine.runs import weights_path, write_config

@@ -99,7 +99,7 @@ def run_detail(record: RunRecord, *, launcher) -> None:
         _act(lambda: launcher.resume(run_dir), f"Run {run_dir.name} resumed from its first unfinished fold.")
     try:
         metrics = run_loaders.run_metrics(run_dir)
-    except EngineError as e:  # a damaged metrics.csv: say so, keep the rest of the monitor
+    except EngineError as e:  # a damaged metrics file: say so, keep the rest of the monitor
         st.warning(str(e))
     else:
         if metrics.empty:
