@@ -74,8 +74,8 @@ def demo_dataset(folder: Path) -> Path:
 
 
 def create_run(spec: Path, workspace: Path, args) -> Path:
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
 
     config = {"dataset": str(spec), "model": {"name": args.model}, "image_size": args.image_size,
               "device": args.device, "split": {"k": 2, "holdout_fraction": 0.0},

@@ -26,3 +26,7 @@ class RunError(EngineError, RuntimeError):
 
 class AnalysisError(EngineError, ValueError):
     """Predictions cannot be compared or combined as asked (different samples, classes, subsets)."""
+
+
+class RunDamagedError(RunError):
+    """A file of a run directory is there but cannot be used (garbage, wrong types, truncated); names the file."""

@@ -31,10 +31,19 @@ def _environ(environ: Mapping[str, str] | None) -> Mapping[str, str]:
 
 
 def protect_process(environ: MutableMapping[str, str] | None = None) -> None:
-    """Keep the user's ``HF_HUB_OFFLINE`` aside, then default it (and albumentations' update check) to off-line."""
+    """Keep the user's ``HF_HUB_OFFLINE`` aside and put this process off-line (and albumentations' update check off).
+
+    A process the engine started (the user's value already kept aside) keeps the ``HF_HUB_OFFLINE`` its
+    starter chose (:func:`job_env`).
+    """
     env = os.environ if environ is None else environ
-    env.setdefault(USER_VALUE_VAR, env.get(OFFLINE_VAR, ""))
-    env.setdefault(OFFLINE_VAR, "1")
+    if USER_VALUE_VAR not in env:
+        # The first engine process: whatever the user said, this process itself never downloads (only a
+        # job whose run allows it does, through job_env); the user's value is kept for that decision.
+        env[USER_VALUE_VAR] = env.get(OFFLINE_VAR, "")
+        env[OFFLINE_VAR] = "1"
+    else:  # a process the engine started: its environment was decided by job_env
+        env.setdefault(OFFLINE_VAR, "1")
     env.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 

@@ -28,6 +28,7 @@ from engine.analysis.tta import check_tta_mode
 from engine.analysis.voting import check_voting, combine
 from engine.errors import AnalysisError, DatasetError
 from engine.io import atomic_write_text
+from engine.runs import predictions_path
 from engine.workspace import resolve_workspace
 
 SIDECAR_VERSION = 1
@@ -63,7 +64,7 @@ def _check_test_files(runs: list[RunInfo], folds: list[int]) -> None:
         have = run.folds("test")
         missing = [f for f in folds if f not in have]
         if missing:
-            files = ", ".join(f"predictions/fold{f}_test.parquet" for f in missing)
+            files = ", ".join(str(predictions_path(run.path, f, "test")) for f in missing)
             raise AnalysisError(
                 f"Run {run.run_id!r} has no test predictions for fold(s) {missing} ({files} missing; folds with test "
                 f"predictions: {have or 'none'}). Finish the run (python -m engine resume), predict it "

@@ -7,7 +7,7 @@ that polls the run directories every few seconds only while a job is queued or r
 import streamlit as st
 
 from engine.errors import EngineError
-from engine.jobs import create_launcher, effective_status, launch_training, list_devices
+from engine.jobs import create_launcher, launch_training, list_devices
 from studio import loaders, run_loaders, state
 from studio.widgets import jobs
 from studio.widgets.common import require_dataset
@@ -45,10 +45,9 @@ def monitor() -> None:
     ids = list(table["run_id"])
     if st.session_state.get(state.TRAIN_SELECTED_RUN) not in ids:
         st.session_state[state.TRAIN_SELECTED_RUN] = ids[0]
-    chosen = st.selectbox("Run", ids, key=state.TRAIN_SELECTED_RUN,
-                          format_func=lambda r: f"{table.set_index('run_id').at[r, 'name']} · {r}")
-    run_dir = workspace / "runs" / chosen
-    jobs.run_detail(run_dir, effective_status(run_dir), launcher=create_launcher(workspace=workspace))
+    by_id = table.set_index("run_id")
+    chosen = st.selectbox("Run", ids, key=state.TRAIN_SELECTED_RUN, format_func=lambda r: f"{by_id.at[r, 'name']} · {r}")
+    jobs.run_detail(run_loaders.run_record(by_id.at[chosen, "path"]), launcher=create_launcher(workspace=workspace))
     if not table["state"].isin(jobs.ACTIVE).any() and active:
         st.rerun()  # the last job finished: redraw the page so polling stops
 

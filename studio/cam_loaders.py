@@ -17,11 +17,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from engine import runs as store
 from engine.data import load_rgb
-from engine.errors import DatasetError, EngineError, RunError
+from engine.errors import DatasetError, RunError
 from engine.explain import CamResult, TargetLayer, compute_cams, list_target_layers, select_samples
-from engine.jobs import effective_status
-from engine.runs import store
 from studio.loaders import load_dataset_cached, mtime
 
 MAX_CACHED_MODELS = 6
@@ -52,23 +51,21 @@ class ModelChoices:
 def model_choices(workspace: str | Path) -> ModelChoices:
     """Every finished fold with a weights file, newest run first, plus a note for each run that is still
     training, failed, was cancelled, or lost a weights file."""
-    runs = store.list_runs(workspace)
-    choices = ModelChoices(runs=len(runs))
-    for row in runs.itertuples(index=False):
-        run_dir = Path(row.path)
-        name = row.name or row.run_id
-        try:
-            status = effective_status(run_dir)  # a dead training process shows as failed
-        except (EngineError, OSError, ValueError) as e:
-            choices.notes.append(("warning", f"Run **{name}**: its status cannot be read ({e}); it is left out."))
+    records = store.list_run_records(workspace)  # a dead training process shows as failed
+    choices = ModelChoices(runs=len(records))
+    for record in records:
+        run_dir, name = record.path, record.name
+        if record.damaged:
+            choices.notes.append(("warning", f"Run **{name}** is left out: {record.damage}"))
             continue
-        folds = status.get("folds") or {}
+        status = record.status
+        folds = record.fold_states
         done = []
         for key in sorted(folds, key=int):
             if (folds[key] or {}).get("state") != "done":
                 continue
             weights = store.weights_path(run_dir, int(key))
-            if weights.is_file():
+            if int(key) in record.weights:
                 done.append(int(key))
             else:
                 choices.notes.append(("error", f"Run **{name}**, fold {key}: the weights file `{weights}` is missing, "
@@ -145,7 +142,7 @@ def pick_samples(entry: FoldModel, subset: str, source: str, n: int, seed: int =
 
 def run_manifest(run_dir: str) -> pd.DataFrame:
     """The manifest of the dataset a run was trained on (its config's ``dataset``)."""
-    return load_dataset_cached(store.read_config(run_dir).dataset).manifest
+    return load_dataset_cached(store.read_run(run_dir).dataset).manifest
 
 
 def decode_upload(data: bytes, name: str) -> np.ndarray:

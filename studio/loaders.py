@@ -181,65 +181,55 @@ def thumbnail(path: str, side: int = 128) -> bytes | None:
 
 
 # --- runs on disk: splits and jobs --------------------------------------------------------------------
-def _runs_dir(workspace: Path) -> Path:
-    return Path(workspace) / "runs"
-
-
 @st.cache_data(max_entries=64, show_spinner=False)
-def _split_ids(path: str, mtime: float) -> frozenset[str] | None:
+def _split_ids(run_dir: str, mtime: float) -> frozenset[str] | None:
+    from engine.runs import read_split
+
     try:
-        return frozenset(pd.read_parquet(path, columns=["sample_id"])["sample_id"].astype(str))
-    except (OSError, ValueError, KeyError):
+        return frozenset(read_split(run_dir)["sample_id"].astype(str))
+    except (EngineError, KeyError):
         return None
 
 
 def splits_for(dataset: Dataset, workspace: Path) -> dict[str, str]:
-    """Runs in the workspace whose split covers this dataset: run id -> split.parquet path (newest first)."""
+    """Runs in the workspace whose split covers this dataset: run id -> run directory (newest split first)."""
+    from engine.runs import run_dirs, split_path
+
     ids = set(dataset.manifest["sample_id"].astype(str))
     found = []
-    for split in _runs_dir(workspace).glob("*/split.parquet"):
-        m = mtime(split)
-        split_ids = _split_ids(str(split), m)
+    for run_dir in run_dirs(workspace, having=split_path):
+        m = mtime(split_path(run_dir))
+        split_ids = _split_ids(str(run_dir), m)
         if split_ids and split_ids <= ids:
-            found.append((m, split.parent.name, str(split)))
+            found.append((m, run_dir.name, str(run_dir)))
     return {run_id: path for _, run_id, path in sorted(found, reverse=True)}
 
 
 @st.cache_data(max_entries=16)
-def split_distribution_frame(split_path: str, split_mtime: float, token: ScanToken, _dataset: Dataset) -> pd.DataFrame:
+def split_distribution_frame(run_dir: str, split_mtime: float, token: ScanToken, _dataset: Dataset) -> pd.DataFrame:
+    """Class make-up of each fold of a run's split (engine.data.eda.split_distribution); a split never changes."""
     from engine.data.eda import split_distribution
+    from engine.runs import read_split
 
-    split = pd.read_parquet(split_path)
-    return split_distribution(_dataset.manifest, split)
+    return split_distribution(_dataset.manifest, read_split(run_dir))
 
 
 def active_jobs(workspace: Path) -> list[dict]:
     """Runs that are queued or running, newest first: dicts with run_id, state, progress (0..1), folds text.
 
-    Status as ``engine.jobs.effective_status`` reports it, so a job whose process died is not listed.
+    From the run store's listing (liveness applied), so a job whose process died is not listed.
     """
-    from engine.jobs import effective_status
-    from engine.jobs.liveness import ACTIVE_STATES
+    from engine.runs import ACTIVE_STATES, list_run_records
 
-    jobs = []
-    for status_file in _runs_dir(workspace).glob("*/status.json"):
-        try:
-            status = effective_status(status_file.parent)
-        except (EngineError, OSError, ValueError):  # a half-written or foreign file is not a job
-            continue
-        if status.get("state") not in ACTIVE_STATES:
-            continue
-        folds = status.get("folds") or {}
-        done = sum(1 for f in folds.values() if isinstance(f, dict) and f.get("state") == "done")
-        try:
-            progress = min(max(float(status.get("progress") or 0.0), 0.0), 1.0)
-        except (TypeError, ValueError):
-            progress = 0.0
-        jobs.append({
-            "run_id": str(status.get("run_id") or status_file.parent.name),
-            "state": status["state"],
-            "progress": progress,
-            "folds": f"{done}/{len(folds)} folds" if folds else "",
-            "updated_at": str(status.get("updated_at") or ""),
-        })
+    jobs = [{"run_id": r.run_id, "state": r.state, "progress": min(max(r.progress, 0.0), 1.0),
+             "folds": f"{r.folds_done}/{len(r.fold_states)} folds" if r.fold_states else "",
+             "updated_at": str(r.status.get("updated_at") or "")}
+            for r in list_run_records(workspace, states=ACTIVE_STATES)]
     return sorted(jobs, key=lambda j: j["updated_at"], reverse=True)
+
+
+def damaged_runs(workspace: Path) -> list[dict]:
+    """Runs whose status cannot be read: dicts with run_id and error (what is wrong)."""
+    from engine.runs import DAMAGED, list_run_records
+
+    return [{"run_id": r.run_id, "error": r.error} for r in list_run_records(workspace, states=[DAMAGED])]

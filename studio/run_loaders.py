@@ -1,8 +1,9 @@
 """Cached readers of the run store for the Train, Folds, Ensemble, Grad-CAM and Submit pages.
 
-Keyed by small arguments (a run directory and the modification time of the file that matters), so a
-rerun re-reads a run only when its files changed. Long work never happens here: training runs in its
-own process (engine.jobs) and these functions only read what it wrote.
+Wrappers only: every number comes from an engine call (the run store's listing and readers,
+engine.analysis), cached by small arguments (a run directory and the modification time of the file
+that matters), so a rerun re-reads a run only when its files changed. Long work never happens here:
+training runs in its own process (engine.jobs) and these functions only read what it wrote.
 """
 
 from __future__ import annotations
@@ -13,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from engine.jobs import effective_status
-from engine.runs import store
+from engine import runs as store
 
 
 def _mtime(path: Path) -> float:
@@ -25,21 +25,14 @@ def _mtime(path: Path) -> float:
 
 
 def runs_table(workspace: Path) -> pd.DataFrame:
-    """Every run in the workspace, newest first, with the state a person should see (a dead job is failed)."""
-    runs = store.list_runs(workspace)
-    if runs.empty:
-        return runs
-    states = []
-    for path in runs["path"]:
-        try:
-            states.append(effective_status(path))
-        except Exception:  # a half-written run directory must not break the list
-            states.append({"state": "failed", "progress": 0.0, "error": "status.json unreadable"})
-    runs = runs.copy()
-    runs["state"] = [s.get("state") for s in states]
-    runs["progress"] = [float(s.get("progress") or 0.0) for s in states]
-    runs["error"] = [s.get("error") for s in states]
-    return runs
+    """Every run in the workspace, newest first (the run store's listing, :func:`engine.runs.list_runs`):
+    the state a person should see (a dead job is failed, an unreadable one ``damaged``) and ``error``."""
+    return store.list_runs(workspace)
+
+
+def run_record(run_dir: str | Path) -> store.RunRecord:
+    """One run as the listing sees it (status with liveness, config, files); never raises for damage."""
+    return store.read_run(run_dir)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -48,32 +41,23 @@ def _metrics(run_dir: str, mtime: float) -> pd.DataFrame:
 
 
 def run_metrics(run_dir: str | Path) -> pd.DataFrame:
-    """metrics.csv of a run (one row per fold and epoch), re-read when the file changes."""
-    return _metrics(str(run_dir), _mtime(Path(run_dir) / "metrics.csv"))
+    """The metrics of a run (one row per fold and epoch), re-read when the file changes."""
+    return _metrics(str(run_dir), _mtime(store.metrics_path(run_dir)))
 
 
 def log_tail(run_dir: str | Path, lines: int = 40) -> str:
-    """The last ``lines`` lines of the job's log (read from the end, so a long log costs nothing)."""
-    path = Path(run_dir) / "train.log"
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 64_000))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
+    """The last ``lines`` lines of the job's log."""
+    return store.read_log_tail(run_dir, lines)
 
 
 @st.cache_data(max_entries=32, show_spinner=False)
 def _config_dict(run_dir: str, mtime: float) -> dict:
-    return store.read_config(run_dir).model_dump(mode="json")
+    return dict(store.read_config(run_dir))
 
 
 def run_config(run_dir: str | Path) -> dict:
     """The run's resolved config as a plain dict."""
-    return _config_dict(str(run_dir), _mtime(Path(run_dir) / "config.yaml"))
+    return _config_dict(str(run_dir), _mtime(store.config_path(run_dir)))
 
 
 # ---------------------------------------------------------------- analysis (engine.analysis; cached per run state)
@@ -81,20 +65,18 @@ def run_config(run_dir: str | Path) -> dict:
 
 def predictions_token(run_dir: str | Path) -> float:
     """Changes whenever a prediction file of the run is written (the cache key of every analysis)."""
-    pred = Path(run_dir) / "predictions"
-    try:
-        return max((p.stat().st_mtime_ns for p in pred.iterdir()), default=0) / 1e9
-    except OSError:
-        return 0.0
+    return store.predictions_mtime(run_dir)
 
 
 def comparable_runs(workspace: Path) -> pd.DataFrame:
-    """Runs that have at least one finished fold (prediction files), newest first."""
+    """Runs that are not damaged and have at least one finished fold (OOF predictions), newest first."""
+    return store.runs_frame(r for r in store.list_run_records(workspace) if not r.damaged and r.folds("oof"))
+
+
+def damaged_runs(workspace: Path) -> pd.DataFrame:
+    """Runs whose status or config cannot be read: ``run_id``, ``name``, ``error`` (what is wrong)."""
     runs = runs_table(workspace)
-    if runs.empty:
-        return runs
-    has = [any((Path(p) / "predictions").glob("fold*_oof.parquet")) for p in runs["path"]]
-    return runs[has].reset_index(drop=True)
+    return runs.loc[runs["state"] == store.DAMAGED, ["run_id", "name", "error"]].reset_index(drop=True)
 
 
 @st.cache_data(max_entries=16, show_spinner="Comparing the fold models...")
@@ -107,28 +89,17 @@ def fold_comparison(run_dir: str, token: float, tta: str, views: tuple[str, ...]
 @st.cache_data(max_entries=16, show_spinner=False)
 def oof_confusions(run_dir: str, token: float, tta: str, views: tuple[str, ...] | None) -> dict[int, object]:
     """Per fold: the OOF confusion matrix (classes x classes counts) of that fold's model."""
-    from engine.analysis.compare import merged
-    from engine.analysis.load import load_predictions
-    from engine.analysis.metrics import confusion, predict_labels
+    from engine.analysis.compare import fold_confusions
 
-    preds = merged(load_predictions(run_dir, "oof", views=list(views) if views else None),
-                   list(views) if views else None, tta)
-    labels = predict_labels(preds.proba()[0])
-    return {int(f): confusion(preds.labels[preds.fold_of == f], labels[preds.fold_of == f], preds.n_classes)
-            for f in sorted(set(preds.fold_of.tolist()))}
+    return fold_confusions(run_dir, views=list(views) if views else None, tta=tta)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def fold_confidences(run_dir: str, token: float, subset: str, tta: str, views: tuple[str, ...] | None) -> pd.DataFrame:
     """Per sample of ``subset`` (holdout / test): each fold model's top probability, columns ``fold<k>``."""
-    from engine.analysis.compare import merged
-    from engine.analysis.load import load_predictions
+    from engine.analysis.compare import fold_confidences as confidences
 
-    preds = merged(load_predictions(run_dir, subset, views=list(views) if views else None),
-                   list(views) if views else None, tta)
-    top = preds.proba().max(axis=2)
-    return pd.DataFrame({f"fold{m.fold}": top[i] for i, m in enumerate(preds.members)},
-                        index=pd.Index(preds.sample_ids, name="sample_id"))
+    return confidences(run_dir, subset, views=list(views) if views else None, tta=tta)
 
 
 def runs_token(run_dirs: tuple[str, ...]) -> tuple[float, ...]:
@@ -155,11 +126,11 @@ def tta_comparison(run_dirs: tuple[str, ...], token: tuple[float, ...], subset: 
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def label_smoothing_groups(run_dirs: tuple[str, ...], token: tuple[float, ...]) -> list[list[str]]:
-    """Groups of run directories whose configs differ only in label smoothing (ascending)."""
+    """Groups of run directories whose configs differ only in label smoothing (ascending). Only the configs
+    are read: a run with a damaged prediction file is named when its group is compared."""
     from engine.analysis.compare import find_label_smoothing_groups
-    from engine.analysis.load import open_runs
 
-    return [[str(r.path) for r in g] for g in find_label_smoothing_groups(open_runs(list(run_dirs)))]
+    return [[str(r.path) for r in g] for g in find_label_smoothing_groups([store.read_run(d) for d in run_dirs])]
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing label smoothing (temperature scaling on OOF)...")

@@ -8,7 +8,7 @@ import streamlit as st
 
 from engine.errors import EngineError
 from studio import state
-from studio.loaders import active_jobs, load_dataset_cached
+from studio.loaders import active_jobs, damaged_runs, load_dataset_cached
 from studio.widgets.progress import jobs_strip
 
 
@@ -84,7 +84,7 @@ def _jobs_block() -> None:
 
 
 def _jobs_fragment() -> None:
-    jobs_strip(active_jobs(state.workspace()))
+    jobs_strip(active_jobs(state.workspace()), damaged_runs(state.workspace()))
 
 
 def _label(path: str) -> str:

@@ -61,8 +61,9 @@ def tiny_study(session_workspace, demo_spec_path):
 
     import torch
 
-    from engine.runs.store import create_runs, read_status
+    from engine.runs.store import read_status
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
     from engine.training.fit import train_run
 
     configs = load_run_configs({

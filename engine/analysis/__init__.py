@@ -7,7 +7,8 @@ Loading (:mod:`engine.analysis.load`)
     ``load_predictions(runs, subset, folds=, views=) -> PredictionSet`` — aligned ``logits``,
     ``members`` (``Member(run_id, fold, view)``), ``sample_ids``, ``labels`` (-1 for test),
     ``classes``, ``fold_of`` (OOF). ``PredictionSet.merge_tta(mode, views)``, ``.select(...)``,
-    ``.proba()``. ``open_run`` / ``RunInfo`` (config fields: label smoothing, model, views, dataset).
+    ``.proba()``. ``open_run`` / ``open_runs`` -> ``RunInfo`` (the run store's ``RunRecord``: config
+    fields such as label smoothing, model, views, dataset; refused when damaged or missing files).
 Metrics (:mod:`engine.analysis.metrics`)
     ``score(y, proba=, y_pred=)`` -> accuracy, balanced_accuracy, macro_f1, log_loss, brier, ece
     (top-label, 15 equal-width bins); ``per_class``, ``confusion``, ``reliability``, ``entropy``,
@@ -22,7 +23,8 @@ Bootstrap (:mod:`engine.analysis.bootstrap`)
 Calibration (:mod:`engine.analysis.calibration`)
     ``fit_temperature``, ``apply_temperature``, ``confidence_histogram``, ``entropy_histogram``.
 Comparisons (:mod:`engine.analysis.compare`), each a dataclass of DataFrames with ``to_dict()``
-    ``compare_folds(run) -> FoldComparison``; ``compare_voting(preds) -> VotingComparison``;
+    ``compare_folds(run) -> FoldComparison``, ``fold_confusions(run)``, ``fold_confidences(run, subset)``;
+    ``compare_voting(preds) -> VotingComparison``;
     ``compare_tta(runs) -> TTAComparison``; ``compare_label_smoothing(runs) ->
     LabelSmoothingComparison`` (``find_label_smoothing_groups`` finds the runs).
 Ensembles (:mod:`engine.analysis.ensemble`)
@@ -46,9 +48,11 @@ from engine.analysis.compare import (
     compare_tta,
     compare_voting,
     find_label_smoothing_groups,
+    fold_confidences,
+    fold_confusions,
 )
 from engine.analysis.ensemble import EnsembleSearch, GreedyResult, exhaustive_search, greedy_selection, search_ensembles
-from engine.analysis.load import Member, PredictionSet, RunInfo, load_predictions, open_run
+from engine.analysis.load import Member, PredictionSet, RunInfo, load_predictions, open_run, open_runs
 from engine.analysis.metrics import score
 from engine.analysis.report import AnalysisReport, analyze_runs
 from engine.analysis.tta import TTA_MODES, merge_views
@@ -59,6 +63,7 @@ __all__ = [
     "GreedyResult", "LabelSmoothingComparison", "Member", "PredictionSet", "RunInfo", "TTAComparison",
     "VotingComparison", "analyze_runs", "apply_temperature", "combine", "compare_folds", "compare_label_smoothing",
     "compare_tta", "compare_voting", "exhaustive_search", "find_label_smoothing_groups", "fit_temperature",
-    "greedy_selection", "hard_vote", "load_predictions", "merge_views", "open_run", "paired_bootstrap", "score",
+    "fold_confidences", "fold_confusions", "greedy_selection", "hard_vote", "load_predictions", "merge_views",
+    "open_run", "open_runs", "paired_bootstrap", "score",
     "search_ensembles", "soft_vote",
 ]

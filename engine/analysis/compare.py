@@ -21,7 +21,7 @@ import pandas as pd
 from engine.analysis.bootstrap import paired_bootstrap
 from engine.analysis.calibration import apply_temperature, confidence_histogram, entropy_histogram, fit_temperature
 from engine.analysis.load import PredictionSet, RunInfo, load_predictions, open_run, open_runs
-from engine.analysis.metrics import predict_labels, reliability, score, softmax
+from engine.analysis.metrics import confusion, predict_labels, reliability, score, softmax
 from engine.analysis.tta import TTA_MODES, check_tta_mode
 from engine.analysis.voting import combine, vote_counts
 from engine.errors import AnalysisError
@@ -147,6 +147,26 @@ def compare_folds(run: str | Path | RunInfo, *, views: Sequence[str] | None = No
                 rows.append({"fold": f"{kind} vote", "n": preds.n_samples, **score(preds.labels, proba=p, y_pred=labels)})
             result.holdout = pd.DataFrame(rows)
     return result
+
+
+def fold_confusions(run: str | Path | RunInfo, *, views: Sequence[str] | None = None, tta: str = "mean",
+                    workspace: str | Path | None = None) -> dict[int, np.ndarray]:
+    """Per fold: the OOF confusion matrix ``(classes, classes)`` of that fold's model (rows: true class,
+    counts), with each model's views merged by ``tta``."""
+    preds = merged(load_predictions(run, "oof", views=views, workspace=workspace), views, tta)
+    labels = predict_labels(preds.proba()[0])
+    return {int(f): confusion(preds.labels[preds.fold_of == f], labels[preds.fold_of == f], preds.n_classes)
+            for f in np.unique(preds.fold_of)}
+
+
+def fold_confidences(run: str | Path | RunInfo, subset: str, *, views: Sequence[str] | None = None,
+                     tta: str = "mean", workspace: str | Path | None = None) -> pd.DataFrame:
+    """Per sample of ``subset`` (``holdout`` / ``test``): each fold model's top probability, one column
+    ``fold<k>`` per fold model, indexed by ``sample_id``."""
+    preds = merged(load_predictions(run, subset, views=views, workspace=workspace), views, tta)
+    top = preds.proba().max(axis=2)
+    return pd.DataFrame({f"fold{m.fold}": top[i] for i, m in enumerate(preds.members)},
+                        index=pd.Index(preds.sample_ids, name="sample_id"))
 
 
 # ------------------------------------------------------------------ hard vs soft voting

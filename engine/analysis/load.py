@@ -15,8 +15,10 @@ Which subset answers which question (docs/formats.md, DESIGN.md "Why a holdout")
   ensembles are scored here.
 - ``test``: like holdout, unlabelled; what a submission is made of.
 
-The files are read through the run store's readers (:mod:`engine.runs.store`), which never import
-the training code.
+Runs are opened through the run store (:func:`engine.runs.read_run`: one reader of a run's config,
+status and files, importing no training code); :class:`RunInfo` is the store's
+:class:`~engine.runs.RunRecord`. A run is refused, naming what is wrong, when it is damaged or when
+a fold its status calls done lacks a prediction file — never scored on the folds that are left.
 """
 
 from __future__ import annotations
@@ -24,90 +26,47 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from engine.analysis.metrics import softmax
 from engine.analysis.tta import check_tta_mode, merge_views
-from engine.errors import AnalysisError, RunError
-from engine.runs import store
+from engine.errors import AnalysisError, RunDamagedError
+from engine.runs import SUBSETS, RunRecord, read_predictions, read_run, run_dir_of
 
-_PRED_FILE = re.compile(r"^fold(\d+)_(oof|holdout|test)\.parquet$")
+RunInfo = RunRecord  # the name analysis code and users' scripts have used for an opened run
 
 
 # ------------------------------------------------------------------ runs
 
 
-@dataclass(frozen=True)
-class RunInfo:
-    """A run directory and its resolved config (read with ``yaml.safe_load``)."""
+def open_run(run: str | Path | RunRecord, *, workspace: str | Path | None = None) -> RunRecord:
+    """A run by id (under ``<workspace>/runs/``, a unique prefix is enough) or by path, checked for analysis.
 
-    run_id: str
-    path: Path
-    config: dict[str, Any] = field(repr=False)
-
-    @property
-    def name(self) -> str:
-        return str(self.config.get("name") or self.run_id)
-
-    @property
-    def classes(self) -> list[str] | None:
-        classes = self.config.get("classes")
-        return [str(c) for c in classes] if classes else None
-
-    @property
-    def label_smoothing(self) -> float:
-        return float((self.config.get("train") or {}).get("label_smoothing", 0.0) or 0.0)
-
-    @property
-    def model_name(self) -> str | None:
-        return (self.config.get("model") or {}).get("name")
-
-    @property
-    def tta_views(self) -> list[str]:
-        return list(self.config.get("tta_views") or [])
-
-    @property
-    def dataset(self) -> str | None:
-        """Path of the dataset spec the run was trained on (absolute in a resolved config)."""
-        return self.config.get("dataset")
-
-    def folds(self, subset: str) -> list[int]:
-        """Folds that have a prediction file for ``subset``, ascending."""
-        found = []
-        for p in (self.path / "predictions").glob(f"fold*_{subset}.parquet"):
-            m = _PRED_FILE.match(p.name)
-            if m:
-                found.append(int(m.group(1)))
-        return sorted(found)
-
-    def summary(self) -> dict[str, Any]:
-        split = self.config.get("split") or {}
-        return {"run_id": self.run_id, "name": self.name, "model": self.model_name,
-                "label_smoothing": self.label_smoothing, "k": split.get("k"), "views": self.tta_views,
-                "path": str(self.path)}
+    Raises :class:`~engine.errors.RunError` when there is no such run, and
+    :class:`~engine.errors.RunDamagedError` when its status or config cannot be read, or when a fold
+    its status calls done lacks a prediction file (each missing file is named).
+    """
+    record = run if isinstance(run, RunRecord) else read_run(run_dir_of(run, workspace))
+    if record.damage:
+        raise RunDamagedError(f"{record.damage} It cannot be analysed.")
+    missing = record.missing_predictions()
+    if missing:
+        folds = sorted({fold for fold, _, _ in missing})
+        views = ",".join(record.tta_views) or "identity"
+        raise RunDamagedError(
+            f"Run {record.run_id!r} is damaged: fold(s) {folds} are done but their prediction file(s) are missing: "
+            + ", ".join(repr(str(path)) for _, _, path in missing)
+            + f". Its other folds are not analysed alone. Predict the fold(s) again (python -m engine predict "
+              f"{record.run_id} --tta {views} --folds {','.join(map(str, folds))}), or train them again "
+              f"(python -m engine resume {record.run_id}).")
+    return record
 
 
-def open_run(run: str | Path | RunInfo, *, workspace: str | Path | None = None) -> RunInfo:
-    """A run by id (under ``<workspace>/runs/``, a unique prefix is enough) or by path."""
-    if isinstance(run, RunInfo):
-        return run
-    path = store.run_dir_of(run, workspace)
-    try:
-        config = yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as e:
-        raise RunError(f"Run {str(path)!r}: config.yaml cannot be read: {e}") from None
-    if not isinstance(config, dict):
-        raise RunError(f"Run {str(path)!r}: config.yaml is not a mapping.")
-    return RunInfo(run_id=path.name, path=path, config=config)
-
-
-def open_runs(runs: Iterable[str | Path | RunInfo], *, workspace: str | Path | None = None) -> list[RunInfo]:
+def open_runs(runs: Iterable[str | Path | RunRecord], *, workspace: str | Path | None = None) -> list[RunRecord]:
     infos = [open_run(r, workspace=workspace) for r in runs]
     if not infos:
         raise AnalysisError("Name at least one run to analyse.")
@@ -117,13 +76,13 @@ def open_runs(runs: Iterable[str | Path | RunInfo], *, workspace: str | Path | N
     return infos
 
 
-def share_split(runs: Sequence[RunInfo]) -> bool:
+def share_split(runs: Sequence[RunRecord]) -> bool:
     """True when every run has the same split (same samples in the same folds and holdout)."""
     if len(runs) < 2:
         return True
     key = None
     for run in runs:
-        split = store.read_split(run.path).sort_values("sample_id", ignore_index=True)
+        split = run.split().sort_values("sample_id", ignore_index=True)
         this = (tuple(split["sample_id"].astype(str)), tuple(split["fold"].astype(int)))
         if key is None:
             key = this
@@ -241,9 +200,9 @@ def _logit_columns(frame: pd.DataFrame, source: str) -> list[str]:
     return cols
 
 
-def _read_subset(run: RunInfo, subset: str, folds: Sequence[int] | None) -> pd.DataFrame:
-    if subset not in store.SUBSETS:
-        raise AnalysisError(f"The 'subset' parameter must be a str among {list(store.SUBSETS)}. "
+def _read_subset(run: RunRecord, subset: str, folds: Sequence[int] | None) -> pd.DataFrame:
+    if subset not in SUBSETS:
+        raise AnalysisError(f"The 'subset' parameter must be a str among {list(SUBSETS)}. "
                             f"Got {subset!r} instead.")
     present = run.folds(subset)
     wanted = present if folds is None else [int(f) for f in folds]
@@ -252,11 +211,11 @@ def _read_subset(run: RunInfo, subset: str, folds: Sequence[int] | None) -> pd.D
         raise AnalysisError(f"Run {run.run_id!r} has no {subset} predictions for fold(s) {missing} "
                             f"(folds with {subset} predictions: {present or 'none'}).")
     if not wanted:
-        raise AnalysisError(f"Run {run.run_id!r} has no {subset} predictions yet (predictions/fold*_{subset}.parquet).")
-    return store.read_predictions(run.path, subset, folds=wanted)
+        raise AnalysisError(f"Run {run.run_id!r} has no {subset} predictions yet (no fold has finished).")
+    return read_predictions(run.path, subset, folds=wanted)
 
 
-def _run_arrays(run: RunInfo, subset: str, folds, views) -> PredictionSet:
+def _run_arrays(run: RunRecord, subset: str, folds, views) -> PredictionSet:
     """One run's predictions of a subset as a PredictionSet (members in fold, then view order)."""
     frame = _read_subset(run, subset, folds)
     source = f"Run {run.run_id!r} {subset} predictions"
@@ -308,7 +267,7 @@ def _run_arrays(run: RunInfo, subset: str, folds, views) -> PredictionSet:
     return PredictionSet(subset, logits, members, sample_ids.to_numpy(dtype=object), labels, classes, fold_of)
 
 
-def _align(sets: list[PredictionSet], runs: list[RunInfo]) -> PredictionSet:
+def _align(sets: list[PredictionSet], runs: list[RunRecord]) -> PredictionSet:
     first, first_run = sets[0], runs[0]
     logits, members = [first.logits], list(first.members)
     for s, run in zip(sets[1:], runs[1:], strict=True):
@@ -333,7 +292,7 @@ def _align(sets: list[PredictionSet], runs: list[RunInfo]) -> PredictionSet:
     return dataclasses.replace(first, logits=np.concatenate(logits, axis=0), members=members)
 
 
-def load_predictions(runs: Iterable[str | Path | RunInfo] | str | Path | RunInfo, subset: str, *,
+def load_predictions(runs: Iterable[str | Path | RunRecord] | str | Path | RunRecord, subset: str, *,
                      folds: Sequence[int] | None = None, views: Sequence[str] | None = None,
                      workspace: str | Path | None = None) -> PredictionSet:
     """Predictions of one or more runs for one subset, aligned on the first run's samples.
@@ -341,7 +300,7 @@ def load_predictions(runs: Iterable[str | Path | RunInfo] | str | Path | RunInfo
     ``folds`` / ``views`` select fold models and TTA views (default: all present). Raises
     :class:`AnalysisError` when runs differ in classes, samples, labels or (for ``oof``) split.
     """
-    if isinstance(runs, (str, Path, RunInfo)):
+    if isinstance(runs, (str, Path, RunRecord)):
         runs = [runs]
     infos = open_runs(runs, workspace=workspace)
     sets = [_run_arrays(r, subset, folds, views) for r in infos]

@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from engine.errors import ConfigError
-
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 
 def _albumentations():

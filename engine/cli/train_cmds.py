@@ -1,8 +1,9 @@
 """Training commands: ``train``, ``runs``, ``status``, ``cancel``, ``resume``, ``predict`` (and the internal ``run-job``).
 
 RUN is a run id (a folder of ``<workspace>/runs``) or the path of a run directory. ``train`` and
-``resume`` run in the foreground with a progress bar unless ``--detach`` is given; either way the
-run directory records everything (status, metrics, predictions, weights, ``train.log``).
+``resume`` run in the foreground with a progress bar unless ``--detach`` is given (both through a
+launcher of :mod:`engine.jobs`); either way the run directory records everything (status, metrics,
+predictions, weights, the job's log). ``runs`` prints the run store's listing (:func:`engine.runs.list_runs`).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -104,13 +104,13 @@ def _int_list(text: str | None, what: str) -> list[int] | None:
 
 
 def _run_dir(run: str, workspace: str | None) -> Path:
-    from engine.runs.store import run_dir_of
+    from engine.runs import run_dir_of
 
     return Path(run_dir_of(run, workspace=workspace)).absolute()
 
 
 class ProgressBar:
-    """A tqdm bar for one run: overall progress from its status.json (what the studio reads), the
+    """A tqdm bar for one run: overall progress from its status (what the studio reads), the
     current fold / epoch / batch from the training loop's progress events."""
 
     def __init__(self, run_dir: Path, *, every_s: float = 0.25) -> None:
@@ -132,15 +132,15 @@ class ProgressBar:
             self.refresh()
 
     def refresh(self) -> None:
-        from engine.jobs.liveness import folds_progress
-        from engine.runs.store import read_status
+        from engine.errors import RunError
+        from engine.runs import read_status, run_progress
 
         try:
             status = read_status(self.run_dir)
-        except Exception:  # being rewritten: next time
+        except RunError:  # gone or damaged under us: the job reports that itself
             return
         progress = status.get("progress")
-        progress = folds_progress(status) if progress is None else float(progress)
+        progress = run_progress(status) if progress is None else float(progress)
         # never backwards: a fold's share may dip while it predicts after its last epoch
         self.bar.n = max(self.bar.n, int(round(1000 * max(0.0, min(1.0, progress)))))
         self.bar.set_postfix_str(_event_summary(self._event) if self._event else _fold_summary(status), refresh=False)
@@ -176,103 +176,41 @@ def _fold_summary(status: dict) -> str:
     return ", ".join(parts)
 
 
-def _run_foreground(run_dirs: list[Path]) -> int:
-    """Train runs one after another in this process, each with a bar and its own train.log."""
-    from engine.jobs.liveness import now_iso
-    from engine.jobs.runner import Heartbeat, StopFlag, run_job
-    from engine.runs.store import update_status
+def _foreground_launcher(workspace: str | None):
+    """Train in this process with a progress bar per run; each run id is printed once the run is claimed."""
+    from engine.jobs import ForegroundLauncher
 
-    # Claim every run now: queued runs carry this pid and a heartbeat, so they never look abandoned.
+    return ForegroundLauncher(workspace, progress=ProgressBar, announce=lambda run_dir: print(run_dir.name, flush=True))
+
+
+def _foreground_exit(run_dirs: list[Path]) -> int:
+    """Print each run's final state (and a failure's error); 1 if one failed, 130 if one was cancelled, else 0."""
+    from engine.runs import effective_status
+
+    states = set()
     for run_dir in run_dirs:
-        update_status(run_dir, pid=os.getpid(), pgid=os.getpgrp(), updated_at=now_iso())
-    waiting = Heartbeat(run_dirs).start()
-    stop = StopFlag()
-    states: dict[str, str] = {}
-    try:
-        for run_dir in run_dirs:
-            waiting.run_dirs.remove(run_dir)
-            if stop():
-                from engine.jobs.runner import _finish
-
-                _finish(run_dir, "cancelled")
-                states[run_dir.name] = "cancelled"
-                continue
-            states[run_dir.name] = _run_one_foreground(run_dir, stop=stop, run=run_job)
-    finally:
-        waiting.stop()
-    for run_id, state in states.items():
-        print(f"{run_id}: {state}", file=sys.stderr)
-    if any(s == "failed" for s in states.values()):
-        return 1
-    return 130 if any(s == "cancelled" for s in states.values()) else 0
-
-
-def _run_one_foreground(run_dir: Path, *, stop, run, folds=None) -> str:
-    # The engine's log records (INFO and up) also go to the run's train.log, as a detached job's do.
-    handler = logging.FileHandler(run_dir / "train.log", encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.setLevel(logging.INFO)
-    engine_log = logging.getLogger("engine")
-    level = engine_log.level
-    if engine_log.getEffectiveLevel() > logging.INFO:
-        engine_log.setLevel(logging.INFO)
-    engine_log.addHandler(handler)
-    bar = ProgressBar(run_dir)
-    try:
-        state = run(run_dir, folds=folds, progress=bar, foreground=True, stop=stop)
-    finally:
-        bar.close()
-        engine_log.removeHandler(handler)
-        engine_log.setLevel(level)
-        handler.close()
-    if state == "failed":
-        from engine.runs.store import read_status
-
-        print(f"error: run {run_dir.name} failed: {read_status(run_dir).get('error')}", file=sys.stderr)
-    return state
+        status = effective_status(run_dir)
+        states.add(status["state"])
+        print(f"{run_dir.name}: {status['state']}", file=sys.stderr)
+        if status["state"] == "failed":
+            print(f"error: run {run_dir.name} failed: {status.get('error')}", file=sys.stderr)
+    return 1 if "failed" in states else (130 if "cancelled" in states else 0)
 
 
 # ---------------------------------------------------------------- commands
 
 
 def _train(args) -> int:
-    from engine.runs.store import create_runs
-    from engine.training.config import load_run_configs
+    from engine.jobs import launch_training
 
     overrides = [*args.overrides, *(["model.allow_download=true"] if args.allow_download else [])]
-    configs = load_run_configs(args.config, overrides)  # refused here, before anything is written
-    run_dirs = [Path(p).absolute() for p in create_runs(configs, workspace=args.workspace)]
-    for run_dir in run_dirs:
-        print(run_dir.name, flush=True)
+    launcher = None if args.detach else _foreground_launcher(args.workspace)
+    run_dirs = launch_training(args.config, overrides=overrides, workspace=args.workspace, launcher=launcher)
     if args.detach:
-        from engine.jobs import create_launcher
-
-        launcher = create_launcher(workspace=args.workspace)
         for run_dir in run_dirs:
-            launcher.submit(run_dir)
+            print(run_dir.name, flush=True)
         return 0
-    return _run_foreground(run_dirs)
-
-
-def runs_table(workspace: str | None = None) -> list[dict]:
-    """One dict per run, newest first: the store's listing (mean of each fold's best epoch for val_loss,
-    val_accuracy, val_macro_f1) with the state checked for liveness (a dead job shows as failed)."""
-    from engine.jobs.liveness import effective_status
-    from engine.runs.store import list_runs
-
-    rows = []
-    for row in list_runs(workspace).to_dict(orient="records"):
-        row = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}
-        try:
-            status = effective_status(row["path"])
-        except Exception as e:  # one broken run must not hide the others
-            row.update(state="unreadable", error=str(e))
-        else:
-            row.update(state=status["state"], progress=status.get("progress"), device=status.get("device"),
-                       error=status.get("error"),
-                       folds_done=sum(1 for f in (status.get("folds") or {}).values() if f.get("state") == "done"))
-        rows.append(row)
-    return rows
+    return _foreground_exit(run_dirs)
 
 
 def _finite(value) -> bool:
@@ -280,7 +218,10 @@ def _finite(value) -> bool:
 
 
 def _runs(args) -> int:
-    rows = runs_table(args.workspace)
+    from engine.runs import list_runs
+
+    frame = list_runs(args.workspace)
+    rows = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
     if args.json:
         print(json.dumps(rows, indent=2, default=str))
         return 0
@@ -295,11 +236,14 @@ def _runs(args) -> int:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
     for line in [header, *table]:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
+    for r in rows:  # what a damaged run lacks, under the table (the run's id leads the line)
+        if r["state"] == "damaged":
+            print(f"damaged: {r['run_id']}: {r['error']}", file=sys.stderr)
     return 0
 
 
 def _status(args) -> int:
-    from engine.jobs.liveness import effective_status
+    from engine.runs import effective_status
 
     run_dir = _run_dir(args.run, args.workspace)
     status = effective_status(run_dir)
@@ -337,23 +281,19 @@ def _cancel(args) -> int:
 def _resume(args) -> int:
     from engine.jobs import create_launcher
 
-    launcher = create_launcher(workspace=args.workspace)
     run_dir = _run_dir(args.run, args.workspace)
     if args.detach:
-        launcher.resume(run_dir)
+        create_launcher(workspace=args.workspace).resume(run_dir)
         print(run_dir.name)
         return 0
-    from engine.jobs.launcher import prepare_resume
-
-    prepare_resume(run_dir)
-    print(run_dir.name, flush=True)
-    return _run_foreground([run_dir])
+    _foreground_launcher(args.workspace).resume(run_dir)
+    return _foreground_exit([run_dir])
 
 
 def _predict(args) -> int:
     from engine.augment.tta import validate_tta_views
     from engine.errors import RunError
-    from engine.jobs.liveness import effective_status
+    from engine.runs import effective_status
 
     views = validate_tta_views([v.strip() for v in args.tta.split(",") if v.strip()], field="--tta")
     run_dir = _run_dir(args.run, args.workspace)
@@ -371,7 +311,7 @@ def _predict(args) -> int:
 def _run_job(args) -> int:
     from engine.jobs.runner import EXIT_CANCELLED, EXIT_DONE, EXIT_FAILED, run_job, run_worker
 
-    # train.log gets timestamps (stdout / stderr of the job go there)
+    # the run's log gets timestamps (stdout / stderr of the job go there)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -9,9 +9,11 @@ Public face::
     create_launcher().cancel(run_dirs[0])             # stops at the next batch boundary
     create_launcher().resume(run_dirs[0])             # from the first unfinished fold
 
-See :mod:`engine.jobs.launcher` (the interface and the local backend), :mod:`engine.jobs.runner`
-(the job process), :mod:`engine.jobs.devices` (device queue, several GPUs) and
-:mod:`engine.jobs.liveness` (a dead job shows as failed).
+See :mod:`engine.jobs.launcher` (the interface and the local backend), :mod:`engine.jobs.foreground`
+(the same jobs in the calling process: the command line without ``--detach``), :mod:`engine.jobs.runner`
+(the job process; it owns the run-level state of its session) and :mod:`engine.jobs.devices` (device
+queue, several GPUs). Liveness (a dead job shows as failed) lives with the run listing, in
+:mod:`engine.runs.liveness`; :mod:`engine.jobs.liveness` re-exports it.
 """
 
 from __future__ import annotations
@@ -22,28 +24,29 @@ from pathlib import Path
 from typing import Any
 
 from engine.jobs.devices import list_devices, plan_fold_assignment, resolve_devices
+from engine.jobs.foreground import ForegroundLauncher
 from engine.jobs.launcher import Launcher, LocalLauncher, create_launcher, list_launchers, register_launcher
-from engine.jobs.liveness import effective_status, job_is_alive
+from engine.runs.liveness import effective_status, job_is_alive
 
 __all__ = [
-    "Launcher", "LocalLauncher", "create_launcher", "effective_status", "job_is_alive", "launch_training",
-    "list_devices", "list_launchers", "plan_fold_assignment", "register_launcher", "resolve_devices",
+    "ForegroundLauncher", "Launcher", "LocalLauncher", "create_launcher", "effective_status", "job_is_alive",
+    "launch_training", "list_devices", "list_launchers", "plan_fold_assignment", "register_launcher",
+    "resolve_devices",
 ]
 
 
 def launch_training(config: str | os.PathLike | Mapping[str, Any], *, overrides: Sequence[str] = (),
                     workspace: str | os.PathLike | None = None, launcher: Launcher | None = None) -> list[Path]:
     """Validate a config (one run, or a study when it varies fields), create the run directories and
-    submit each run to ``launcher`` (default: :class:`LocalLauncher`). Returns the run directories.
+    submit the runs to ``launcher`` (default: :func:`create_launcher`, background processes; a
+    :class:`ForegroundLauncher` trains them here before returning). Returns the run directories.
 
     Nothing is written when the config is refused (:class:`~engine.errors.ConfigError`).
     """
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
 
     configs = load_run_configs(config, overrides)
-    run_dirs = [Path(p) for p in create_runs(configs, workspace=workspace)]
-    launcher = launcher or create_launcher(workspace=workspace)
-    for run_dir in run_dirs:
-        launcher.submit(run_dir)
+    run_dirs = [Path(p).absolute() for p in create_runs(configs, workspace=workspace)]
+    (launcher or create_launcher(workspace=workspace)).submit_all(run_dirs)
     return run_dirs

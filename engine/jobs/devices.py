@@ -24,7 +24,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.errors import ConfigError, RunError
+from engine.errors import RunError
+from engine.training.config import check_device_name as validate_device
+
+__all__ = ["DeviceLock", "acquire_any", "cuda_device_count", "device_lock", "list_devices", "locks_dir",
+           "physical_gpu_id", "plan_fold_assignment", "resolve_devices", "validate_device"]
 
 _CUDA_N = re.compile(r"^cuda:(\d+)$")
 
@@ -44,14 +48,6 @@ def cuda_device_count() -> int:
 def list_devices() -> list[str]:
     """Devices a job may ask for here: ``["cpu"]`` plus ``cuda:0 ... cuda:{N-1}``."""
     return ["cpu"] + [f"cuda:{i}" for i in range(cuda_device_count())]
-
-
-def validate_device(device: str) -> str:
-    """Check a device string (``auto``, ``cpu``, ``cuda``, ``cuda:N``); return it stripped and lower-cased."""
-    name = str(device).strip().lower()
-    if name in ("auto", "cpu", "cuda") or _CUDA_N.match(name):
-        return name
-    raise ConfigError(f"The 'device' parameter must be one of 'auto', 'cpu', 'cuda' or 'cuda:N'. Got {device!r} instead.")
 
 
 def resolve_devices(device: str, *, gpu_count: int | None = None) -> list[str]:
@@ -109,14 +105,10 @@ def physical_gpu_id(device: str) -> str:
 
 def locks_dir(run_dir: str | os.PathLike) -> Path:
     """``<workspace>/locks`` for a run directory ``<workspace>/runs/<run_id>`` (else the default workspace's)."""
-    run_dir = Path(run_dir).absolute()
-    if run_dir.parent.name == "runs":
-        root = run_dir.parent.parent
-    else:
-        from engine.workspace import resolve_workspace
+    from engine.runs import workspace_of
+    from engine.workspace import resolve_workspace
 
-        root = resolve_workspace()
-    path = root / "locks"
+    path = (workspace_of(run_dir) or resolve_workspace()) / "locks"
     path.mkdir(parents=True, exist_ok=True)
     return path
 

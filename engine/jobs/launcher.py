@@ -1,12 +1,12 @@
 """The launcher interface (submit, status, cancel, resume) and its default backend, local processes.
 
 The run directory is the job's record whatever the backend: a launcher starts something that
-trains the run and writes ``status.json``; everything else (the studio's pages, the analysis, the
+trains the run and records its status in the run directory; everything else (the studio's pages, the analysis, the
 command line) reads the run directory and never asks the backend. A cluster backend (Ray is the
 intended one) implements :class:`Launcher` and registers itself with :func:`register_launcher`.
 
 :class:`LocalLauncher` runs each job as a detached process (``python -m engine run-job RUN_DIR``,
-new session, output appended to ``RUN_DIR/train.log``); jobs asking for the same device queue on
+new session, output appended to the run's log); jobs asking for the same device queue on
 a lock file (see :mod:`engine.jobs.devices`), so submitting a whole study at once is fine.
 """
 
@@ -21,10 +21,17 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import engine
 from engine.errors import RunError
-from engine.jobs.liveness import ACTIVE_STATES, effective_status, now_iso, pid_alive
-from engine.jobs.runner import JOB_ENV, unfinished_folds
+from engine.jobs.runner import job_environment, unfinished_folds
+from engine.runs import log_path, read_status, run_dir_of, update_status
+from engine.runs.liveness import (
+    ACTIVE_STATES,
+    check_job_process,
+    effective_status,
+    job_process_fields,
+    now_iso,
+    pid_alive,
+)
 
 CANCEL_TIMEOUT_S = 30.0
 _CHILDREN: list[subprocess.Popen] = []  # jobs started by this process (any launcher instance), until reaped
@@ -37,13 +44,15 @@ class Launcher(ABC):
         self.workspace = workspace
 
     def run_dir(self, run: str | os.PathLike) -> Path:
-        from engine.runs.store import run_dir_of
-
         return Path(run_dir_of(run, workspace=self.workspace)).absolute()
 
     @abstractmethod
     def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None) -> dict:
         """Start training the run's unfinished folds (among ``folds``) in the background; return its status."""
+
+    def submit_all(self, runs: Sequence[str | os.PathLike]) -> list[dict]:
+        """Submit several runs (a study); return their statuses. Backends may start them together."""
+        return [self.submit(run) for run in runs]
 
     def status(self, run: str | os.PathLike) -> dict:
         """The run's status as a person should see it (a dead job shows as ``failed``)."""
@@ -61,8 +70,6 @@ class Launcher(ABC):
 
 def prepare_resume(run_dir: Path) -> Path:
     """Check that ``run_dir`` may be resumed and reset its status to ``queued``; raise :class:`RunError` if not."""
-    from engine.runs.store import update_status
-
     status = effective_status(run_dir)
     if status["state"] in ACTIVE_STATES:
         who = f" (pid {status['pid']})" if status.get("pid") else ""
@@ -72,7 +79,7 @@ def prepare_resume(run_dir: Path) -> Path:
     if not left and status.get("raw_state") == "done":
         raise RunError(f"Run {run_dir.name!r} is done: every fold is trained, nothing to resume. "
                        f"To predict other TTA views use: python -m engine predict {run_dir.name} --tta VIEWS.")
-    update_status(run_dir, state="queued", pid=None, pgid=None, error=None, finished_at=None, updated_at=now_iso(),
+    update_status(run_dir, state="queued", pid=None, pgid=None, pid_started=None, error=None, finished_at=None,
                   message=f"resuming at fold {left[0]}" if left else "resuming")
     return run_dir
 
@@ -99,28 +106,20 @@ class LocalLauncher(Launcher):
         return cmd
 
     def job_env(self, run_dir: Path) -> dict[str, str]:
-        env = {**os.environ, **JOB_ENV}
-        # The job imports this very engine, wherever the caller's working directory is.
-        root = str(Path(engine.__file__).resolve().parents[1])
-        env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
-        if run_dir.parent.name == "runs":
-            env["FOLD_STUDIO_WORKSPACE"] = str(run_dir.parent.parent)
-        return env
+        return job_environment(run_dir)
 
     def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None,
                devices: Sequence[str] | None = None) -> dict:
         """Start the job detached; return its status. ``devices`` (internal) spreads folds over several processes."""
-        from engine.runs.store import update_status
-
         self._reap()
         run_dir = self.run_dir(run)
         status = effective_status(run_dir)
         if status.get("alive"):
             raise RunError(f"Run {run_dir.name!r} already has a job (pid {status.get('pid')}, "
                            f"state {status['state']}); cancel it first.")
-        update_status(run_dir, state="queued", pid=None, pgid=None, error=None, finished_at=None,
-                      updated_at=now_iso(), message="starting")
-        with open(run_dir / "train.log", "ab") as log_file:
+        update_status(run_dir, state="queued", pid=None, pgid=None, pid_started=None, error=None, finished_at=None,
+                      message="starting")
+        with open(log_path(run_dir), "ab") as log_file:
             log_file.write(f"\n=== job submitted {now_iso()} ===\n".encode())
             log_file.flush()
             proc = subprocess.Popen(self.job_command(run_dir, folds=folds, devices=devices),
@@ -128,11 +127,13 @@ class LocalLauncher(Launcher):
                                     stderr=subprocess.STDOUT, start_new_session=True)
         _CHILDREN.append(proc)
         # The job writes the same pid itself; writing it now closes the window in which it looks unstarted.
-        update_status(run_dir, pid=proc.pid, pgid=proc.pid, updated_at=now_iso())
+        update_status(run_dir, **job_process_fields(proc.pid, proc.pid))
         return effective_status(run_dir)
 
     def cancel(self, run: str | os.PathLike, *, timeout: float = CANCEL_TIMEOUT_S) -> dict:
-        from engine.runs.store import read_status, update_status
+        """Signal the run's job process (only when it is the run's own job, :func:`check_job_process`);
+        a run whose job is already gone is just marked cancelled."""
+        from engine.runs import mark_finished
 
         self._reap()
         run_dir = self.run_dir(run)
@@ -141,11 +142,11 @@ class LocalLauncher(Launcher):
             raise RunError(f"Run {run_dir.name!r} is not running (state: {status.get('state')}); nothing to cancel.")
         pid, pgid = status.get("pid"), status.get("pgid")
         if pid is not None and pid_alive(pid):
+            check_job_process(status, run_dir)
             stop_process_tree(pid, pgid, timeout=timeout, on_wait=self._reap)
         self._reap()
         if read_status(run_dir).get("state") in ACTIVE_STATES:  # killed before it could say so, or never started
-            update_status(run_dir, state="cancelled", finished_at=now_iso(), updated_at=now_iso(), error=None,
-                          message=None)
+            mark_finished(run_dir, "cancelled")
         return effective_status(run_dir)
 
 

@@ -2,14 +2,17 @@
 
 One job trains one run. It records everything in the run directory through the store:
 
-1. ``state: queued`` with its ``pid`` / ``pgid``, then a heartbeat (``updated_at`` every
-   :data:`~engine.jobs.liveness.HEARTBEAT_S` seconds, from a thread) until it ends;
+1. ``state: queued`` with its ``pid`` / ``pgid`` / ``pid_started``, then a heartbeat (``updated_at``
+   every :data:`~engine.runs.liveness.HEARTBEAT_S` seconds, from a thread) until it ends;
 2. waits for its device (one exclusive lock per device, see :mod:`engine.jobs.devices`), saying
    ``message: "waiting for cpu ..."`` meanwhile;
 3. ``state: running``, ``started_at``; trains the unfinished folds
-   (:func:`engine.training.fit.train_run` writes the per-fold status);
+   (:func:`engine.training.fit.train_folds` writes the per-fold status, nothing run-level);
 4. ``state: done | cancelled | failed``, ``finished_at``, and for a failure ``error``: the last line
-   of the traceback and what to do (the full traceback is in ``train.log``).
+   of the traceback and what to do (the full traceback is in the run's log).
+
+The job owns the run-level state of its session: it is written here, once, through
+:func:`engine.runs.mark_running` and :func:`engine.runs.mark_finished` (:func:`_finish`).
 
 SIGTERM (what ``cancel`` sends to the job's whole process group) sets a flag that the training
 loop reads at every batch boundary; the loop stops and the run is marked ``cancelled``.
@@ -17,8 +20,8 @@ loop reads at every batch boundary; the loop stops and the run is marked ``cance
 A run asking for device ``cuda`` on a machine with several GPUs is trained by one *worker* process
 per GPU (pinned with ``CUDA_VISIBLE_DEVICES``), started by this process, which then only keeps the
 heartbeat and the final state. Workers take folds one at a time from a shared, lock-protected list
-in the run directory (``.fold_queue.json``), so status and progress stay per fold and a faster GPU
-takes more folds.
+in the run directory (:func:`engine.runs.layout.fold_queue_path`), so status and progress stay per
+fold and a faster GPU takes more folds.
 """
 
 from __future__ import annotations
@@ -32,21 +35,50 @@ import subprocess
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+import engine
 from engine.io import atomic_write_json
 from engine.jobs.devices import DeviceLock, acquire_any, device_lock, resolve_devices
-from engine.jobs.liveness import HEARTBEAT_S, now_iso
+from engine.offline import job_env
+from engine.runs import layout
+from engine.runs.liveness import HEARTBEAT_S, job_process_fields
+from engine.training.outcome import error_text
 
 log = logging.getLogger(__name__)
 
 EXIT_DONE, EXIT_FAILED, EXIT_CANCELLED = 0, 1, 3
-FOLD_QUEUE = ".fold_queue.json"
-JOB_ENV = {"HF_HUB_OFFLINE": "1", "NO_ALBUMENTATIONS_UPDATE": "1", "PYTHONUNBUFFERED": "1"}
 FINAL_FOR_EXIT = {EXIT_DONE: "done", EXIT_CANCELLED: "cancelled"}
+
+
+def job_environment(run_dir: str | os.PathLike | None = None, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a job process: the caller's (``base``, default ``os.environ``) under the engine's
+    network policy (:func:`engine.offline.job_env`: ``HF_HUB_OFFLINE=0`` only for a run whose config allows
+    downloads, and never when the user set ``HF_HUB_OFFLINE=1``), unbuffered output, this very engine on
+    ``PYTHONPATH`` (whatever the caller's working directory) and the run's workspace."""
+    env = job_env(allow_download=_allows_download(run_dir), environ=os.environ if base is None else base)
+    root = str(Path(engine.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([root, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]))
+    workspace = layout.workspace_of(run_dir) if run_dir is not None else None
+    if workspace is not None:
+        env["FOLD_STUDIO_WORKSPACE"] = str(workspace)
+    return env
+
+
+def _allows_download(run_dir: str | os.PathLike | None) -> bool:
+    """``model.allow_download`` of the run's stored config (False without a run or a readable config)."""
+    if run_dir is None:
+        return False
+    from engine.errors import RunError
+    from engine.runs.store import read_config
+
+    try:
+        model = read_config(run_dir).get("model") or {}
+    except RunError:
+        return False
+    return bool(isinstance(model, dict) and model.get("allow_download"))
 
 
 class StopFlag:
@@ -102,17 +134,17 @@ class Heartbeat:
         return self
 
     def beat(self) -> None:
-        from engine.runs.store import update_status
+        from engine.runs import update_status
 
         for run_dir in list(self.run_dirs):
-            if not (Path(run_dir) / "status.json").is_file():
+            if not layout.status_path(run_dir).is_file():
                 # The run was deleted under us: writing would bring back a half status; stop instead.
                 self.run_dirs.remove(run_dir)
                 if self.on_gone is not None:
                     self.on_gone(Path(run_dir))
                 continue
             try:
-                update_status(run_dir, updated_at=now_iso())
+                update_status(run_dir)  # stamps updated_at
             except Exception:  # a missed beat is not worth killing the job for
                 log.debug("heartbeat for %s failed", run_dir, exc_info=True)
 
@@ -131,50 +163,29 @@ class Heartbeat:
         self.stop()
 
 
-# ---------------------------------------------------------------- errors
-
-
-def error_text(exc: BaseException, run_dir: Path) -> str:
-    """The message stored in ``status.error``: the traceback's last line plus what to do about it."""
-    from engine.errors import EngineError
-
-    if isinstance(exc, EngineError):
-        head = str(exc)
-    else:
-        head = traceback.format_exception_only(type(exc), exc)[-1].strip()
-    text = f"{type(exc).__name__} {exc}".lower()
-    if "out of memory" in text:
-        hint = "the batch does not fit in memory: lower train.batch_size (or image_size), then resume the run"
-    elif isinstance(exc, (FileNotFoundError, PermissionError)):
-        hint = "a file the run needs cannot be read: check the dataset and weights paths, then resume the run"
-    else:
-        hint = f"the full traceback is in {run_dir / 'train.log'}; fix the cause, then resume the run"
-    return f"{head} — {hint}"
-
-
 # ---------------------------------------------------------------- the fold queue (several devices)
 
 
 def run_folds(run_dir: Path) -> list[int]:
     """The fold numbers of a run (from its split), in order."""
-    import pandas as pd
+    from engine.runs import read_split
 
-    folds = pd.read_parquet(Path(run_dir) / "split.parquet", columns=["fold"])["fold"]
+    folds = read_split(run_dir)["fold"]
     return sorted(int(f) for f in folds.unique() if f >= 0)
 
 
 def unfinished_folds(run_dir: Path, folds: Sequence[int] | None = None) -> list[int]:
-    from engine.runs.store import fold_is_complete
+    from engine.runs import fold_is_complete
 
     return [f for f in (run_folds(run_dir) if folds is None else folds) if not fold_is_complete(run_dir, f)]
 
 
 @contextmanager
 def _queue_locked(run_dir: Path) -> Iterator[Path]:
-    with open(Path(run_dir) / ".fold_queue.lock", "a+") as fh:
+    with open(layout.fold_queue_lock_path(run_dir), "a+") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
-            yield Path(run_dir) / FOLD_QUEUE
+            yield layout.fold_queue_path(run_dir)
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
@@ -204,21 +215,11 @@ def clear_fold_queue(run_dir: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def _mark_unfinished_folds(run_dir: Path, state: str) -> None:
-    """After a cancel: the fold that was training says ``cancelled``, even when the loop first tripped
-    over its DataLoader workers dying of the same SIGTERM (and so wrote ``failed``)."""
-    from engine.runs.store import fold_is_complete, read_status, update_fold_status
-
-    for key, fold in (read_status(run_dir).get("folds") or {}).items():
-        if fold.get("state") in ("running", "failed") and not fold_is_complete(run_dir, int(key)):
-            update_fold_status(run_dir, int(key), state=state)
-
-
 def reconcile_folds(run_dir: Path) -> None:
     """Make the per-fold states match the files before training again: a fold whose files are all
     there is ``done`` (a job killed between its last file and its status update left it
     ``running``); an unfinished fold left ``running`` / ``failed`` / ``cancelled`` is ``queued`` again."""
-    from engine.runs.store import fold_is_complete, read_status, update_fold_status
+    from engine.runs import fold_is_complete, read_status, update_fold_status
 
     for key, fold in (read_status(run_dir).get("folds") or {}).items():
         complete = fold_is_complete(run_dir, int(key))
@@ -232,22 +233,16 @@ def reconcile_folds(run_dir: Path) -> None:
 
 
 def _train(run_dir: Path, *, folds, device: str, progress, should_stop) -> None:
-    from engine.training.fit import train_run
+    from engine.training.fit import train_folds
 
-    train_run(run_dir, folds=folds, device=device, progress=progress, should_stop=should_stop)
+    train_folds(run_dir, folds=folds, device=device, progress=progress, should_stop=should_stop)
 
 
 def _finish(run_dir: Path, state: str, error: str | None = None, **fields) -> None:
-    from engine.runs.store import update_status
+    """Record how the job's session ended (the run-level final state; see the module docstring)."""
+    from engine.runs import mark_finished
 
-    if not (run_dir / "status.json").is_file():
-        log.warning("%s: the run directory is gone; not recording state %s", run_dir, state)
-        return
-    if state == "cancelled":
-        _mark_unfinished_folds(run_dir, "cancelled")
-    log.info("%s: %s%s", run_dir.name, state, f" ({error})" if error else "")
-    update_status(run_dir, state=state, finished_at=now_iso(), updated_at=now_iso(), error=error, message=None,
-                  **fields)
+    mark_finished(run_dir, state, error=error, **fields)
 
 
 def _outcome(exc: BaseException | None, stop: StopFlag, run_dir: Path) -> tuple[str, str | None]:
@@ -274,18 +269,19 @@ def run_job(run_dir: str | os.PathLike, *, folds: Sequence[int] | None = None, d
     worker process per entry, folds shared between them). ``foreground`` also routes SIGINT to the
     cancel flag (Ctrl-C stops at the next batch boundary).
     """
-    from engine.runs.store import read_config, update_status
+    from engine.runs import update_status
+    from engine.training.config import read_run_config
 
     run_dir = Path(run_dir).absolute()
     stop = stop or StopFlag()
     stop.install(sigint=foreground)
-    update_status(run_dir, state="queued", pid=os.getpid(), pgid=os.getpgrp(), updated_at=now_iso(),
-                  started_at=None, finished_at=None, error=None, message="starting")
+    update_status(run_dir, state="queued", **job_process_fields(os.getpid(), os.getpgrp()), started_at=None,
+                  finished_at=None, error=None, message="starting")
     try:
         with Heartbeat([run_dir], on_gone=lambda d: stop.set(f"run directory {d} was deleted")):
             try:
                 reconcile_folds(run_dir)
-                requested = read_config(run_dir).device
+                requested = read_run_config(run_dir).device
                 spread = list(devices) if devices else (resolve_devices(requested) if requested == "cuda" else None)
                 if spread and len(spread) > 1:
                     return _run_spread(run_dir, folds=folds, devices=spread, stop=stop, progress=progress)
@@ -304,22 +300,17 @@ def run_job(run_dir: str | os.PathLike, *, folds: Sequence[int] | None = None, d
 
 
 def _announce_running(run_dir: Path, device: str | None) -> None:
-    from engine.runs.store import read_status, update_status
+    from engine.runs import mark_running
 
-    fields = {"state": "running", "message": None, "updated_at": now_iso()}
-    if device is not None:
-        fields["device"] = device
-    if not read_status(run_dir).get("started_at"):
-        fields["started_at"] = now_iso()
-    update_status(run_dir, **fields)
+    mark_running(run_dir, device=device)
 
 
 def _wait_message(run_dir: Path):
-    from engine.runs.store import update_status
+    from engine.runs import update_status
 
     def on_wait(message: str) -> None:
         log.info("%s: %s", run_dir.name, message)
-        update_status(run_dir, message=message, updated_at=now_iso())
+        update_status(run_dir, message=message)
 
     return on_wait
 
@@ -341,7 +332,7 @@ def _run_single(run_dir: Path, *, folds, candidates: Sequence[str], stop: StopFl
 
 
 def _worker_command(run_dir: Path, device: str, lock: DeviceLock) -> tuple[list[str], dict]:
-    env = {**os.environ, **JOB_ENV}
+    env = job_environment(run_dir)
     local = device
     if device.startswith("cuda:"):
         from engine.jobs.devices import physical_gpu_id
@@ -355,7 +346,7 @@ def _worker_command(run_dir: Path, device: str, lock: DeviceLock) -> tuple[list[
 
 def _run_spread(run_dir: Path, *, folds, devices: Sequence[str], stop: StopFlag, progress) -> str:
     """Coordinator: one worker process per device, folds taken from a shared list; final state from their exits."""
-    from engine.runs.store import read_status, update_status
+    from engine.runs import read_status, update_status
 
     pending = unfinished_folds(run_dir, folds)
     if not pending:
@@ -368,8 +359,7 @@ def _run_spread(run_dir: Path, *, folds, devices: Sequence[str], stop: StopFlag,
     for device, name in zip(devices, names, strict=True):
         cmd, env = _worker_command(run_dir, device, device_lock(run_dir, name))
         workers.append(subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL))  # same process group, same log
-    update_status(run_dir, message=f"{len(pending)} fold(s) over {', '.join(devices)}", devices=list(devices),
-                  updated_at=now_iso())
+    update_status(run_dir, message=f"{len(pending)} fold(s) over {', '.join(devices)}", devices=list(devices))
     forwarded = False
     while any(w.poll() is None for w in workers):
         if stop() and not forwarded:  # signal sent to us alone (not the group): pass it on
@@ -388,7 +378,8 @@ def _run_spread(run_dir: Path, *, folds, devices: Sequence[str], stop: StopFlag,
         folds_now = read_status(run_dir).get("folds") or {}
         errors = [f"fold {k} on {f.get('device')}: {f['error']}" for k, f in folds_now.items()
                   if f.get("state") == "failed" and f.get("error")]
-        state, error = "failed", "; ".join(errors) or f"a worker process failed (exit codes {codes}); see train.log"
+        state, error = "failed", "; ".join(errors) or (f"a worker process failed (exit codes {codes}); "
+                                                        f"see {layout.log_path(run_dir)}")
     else:
         left = unfinished_folds(run_dir, folds)
         state, error = ("done", None) if not left else ("failed", f"folds {left} were not trained; resume the run")
@@ -398,7 +389,7 @@ def _run_spread(run_dir: Path, *, folds, devices: Sequence[str], stop: StopFlag,
 
 def run_worker(run_dir: str | os.PathLike, *, device: str, device_name: str, lock_file: str) -> int:
     """One worker of a spread run: hold ``lock_file``, train claimed folds one at a time on ``device``."""
-    from engine.runs.store import update_fold_status
+    from engine.runs import update_fold_status
 
     run_dir = Path(run_dir).absolute()
     stop = StopFlag()
@@ -421,7 +412,7 @@ def run_worker(run_dir: str | os.PathLike, *, device: str, device_name: str, loc
                 if state == "cancelled":
                     return EXIT_CANCELLED
                 log.exception("fold %s on %s failed", fold, device_name)
-                # Per fold: another worker's train_run clears the run-level error when it starts its next fold.
+                # Per fold: the coordinator (_run_spread) writes the run's final state from every worker's outcome.
                 update_fold_status(run_dir, fold, state="failed", error=error)
                 return EXIT_FAILED
     return EXIT_CANCELLED

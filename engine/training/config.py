@@ -184,6 +184,14 @@ def parse_run_config(data: Mapping[str, Any], *, source: str = "run config") -> 
     return validate_model(RunConfig, data, error=ConfigError, what=f"The {source}")
 
 
+def read_run_config(run_dir: str | Path) -> RunConfig:
+    """The typed config of a run: its stored config (read by the run store, :func:`engine.runs.read_config`)
+    validated into a :class:`RunConfig`."""
+    from engine.runs import read_config
+
+    return parse_run_config(read_config(run_dir), source=f"config of run {Path(run_dir).name!r}")
+
+
 # ---------------------------------------------------------------- loading, vary, overrides
 
 
@@ -296,10 +304,6 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
         else:
             out[dotted] = value
     return out
-
-
-def config_to_yaml(cfg: RunConfig) -> str:
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
 
 
 # ---------------------------------------------------------------- checks against the dataset

@@ -106,12 +106,13 @@ class RunContext:
         """
         if self._images is None:
             from engine.data.decoded_cache import open_image_source
+            from engine.runs import workspace_of
 
             paths = list(dict.fromkeys([*self.samples["path"], *self.test["path"]]))
             train = self.cfg.train
             max_bytes = None if train.cache_max_gb is None else int(train.cache_max_gb * 1e9)
-            workspace = self.run_dir.parent.parent if self.run_dir.parent.name == "runs" else None
-            self._images = open_image_source(paths, self.stored_size, cache=train.data_cache, workspace=workspace,
+            self._images = open_image_source(paths, self.stored_size, cache=train.data_cache,
+                                             workspace=workspace_of(self.run_dir),
                                              max_bytes=max_bytes, progress=progress)
             self._image_rows = {p: i for i, p in enumerate(self._images.paths)}
         return self._images
@@ -132,12 +133,12 @@ class RunContext:
 def build_context(run_dir: str | Path, device: str | None = None, *,
                   image_source: ImageSourceFactory | None = None) -> RunContext:
     """Load a run's config, dataset and split; pick the device (argument, else the config's)."""
-    from engine.runs.store import read_config, read_split
+    from engine.runs import read_split
+    from engine.training.config import read_run_config
     from engine.training.pretrained import fetch_pending_weights
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     run_dir = Path(run_dir)
-    cfg = fetch_pending_weights(run_dir, read_config(run_dir))
+    cfg = fetch_pending_weights(run_dir, read_run_config(run_dir))
     samples, test = _tables(cfg, read_split(run_dir))
     return RunContext(run_dir=run_dir, cfg=cfg, classes=list(cfg.classes or []), samples=samples, test=test,
                       device=resolve_device(device or cfg.device), data_config=_data_config(cfg),

@@ -1,10 +1,16 @@
 """Train a run: every requested fold that is not complete, one after the other.
 
-``train_run`` composes small ``build_*`` steps. Per fold: train, validate every epoch (a row of
-metrics.csv), keep the best weights by ``train.monitor``, stop early after ``patience`` epochs
+``train_folds`` composes small ``build_*`` steps. Per fold: train, validate every epoch (a row of
+the run's metrics), keep the best weights by ``train.monitor``, stop early after ``patience`` epochs
 without improvement, then write the best weights and predict OOF / holdout / test for every TTA
-view. A complete fold (weights + every prediction file) is never touched again, so calling
-``train_run`` again resumes at the first unfinished fold. A fold interrupted mid-way starts over.
+view. A complete fold (weights + every prediction file) is never touched again, so training again
+resumes at the first unfinished fold. A fold interrupted mid-way starts over.
+
+Who writes the status: ``train_folds`` writes the per-fold entries only (state, epoch, batch,
+best metric) and the decoded-image cache report. The run-level state (running, then done / failed /
+cancelled) belongs to whoever runs the session, through :func:`engine.runs.mark_running` and
+:func:`engine.runs.mark_finished`: the job layer for a job (:mod:`engine.jobs.runner` calls
+``train_folds``), :func:`train_run` for a script training in its own process.
 """
 
 from __future__ import annotations
@@ -12,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from engine.runs import store
+import engine.runs as store
 from engine.training.context import RunContext, build_context, fold_seed
 from engine.training.data import AugmentedImages, make_loader
 from engine.training.loop import (
@@ -36,13 +41,14 @@ from engine.training.loop import (
 )
 from engine.training.losses import build_loss
 from engine.training.models import create_model
+from engine.training.outcome import error_text
 from engine.training.predict import predict_fold
 
-__all__ = ["Cancelled", "train_run"]
+__all__ = ["Cancelled", "train_folds", "train_run"]
 
 log = logging.getLogger(__name__)
 Progress = Callable[[dict[str, Any]], None]
-STATUS_EVERY_S = 1.0  # batch progress reaches status.json at most this often
+STATUS_EVERY_S = 1.0  # batch progress reaches the run's status at most this often
 
 
 @dataclass
@@ -79,34 +85,44 @@ def _never() -> bool:
 
 def train_run(run_dir: str | Path, *, folds: Iterable[int] | None = None, device: str | None = None,
               progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> None:
-    """Train the requested folds (default: all) of a run that are not complete yet.
+    """Train the requested folds (default: all) of a run that are not complete yet, in this process,
+    and record the run's state: ``running``, then ``done`` once every fold of the run is complete
+    (it stays ``running`` while folds are left), ``cancelled`` or ``failed`` (with the error).
 
-    Writes status (run and per-fold state), metrics, weights and predictions into ``run_dir``.
     ``progress(dict)`` receives ``{run_id, fold, epoch, epochs, batch, batches, phase, ...}`` at
     every batch; ``should_stop()`` is asked at every batch boundary and a True answer raises
-    :class:`Cancelled` (the run is marked cancelled). Any other error marks the run failed and
-    propagates. The run is marked done once every fold of it is complete.
+    :class:`Cancelled`. Errors propagate after being recorded. A background job does not call this:
+    it calls :func:`train_folds` and records the outcome itself (:mod:`engine.jobs.runner`).
     """
     run_dir = Path(run_dir)
-    progress, should_stop = progress or _noop_progress, should_stop or _never
     ctx = build_context(run_dir, device)
-    todo = _folds_to_train(ctx, folds)
-    store.update_status(run_dir, state="running", device=str(ctx.device), error=None,
-                        started_at=store.read_status(run_dir).get("started_at") or store.now_iso())
+    store.mark_running(run_dir, device=str(ctx.device))
     try:
-        if todo:
-            open_run_images(ctx)
-        for fold in todo:
-            train_fold(ctx, fold, progress, should_stop)
-    except Cancelled:
-        store.update_status(run_dir, state="cancelled", finished_at=store.now_iso())
-        raise
-    except BaseException as e:
-        store.update_status(run_dir, state="failed", finished_at=store.now_iso(),
-                            error=f"{type(e).__name__}: {e}\n{traceback.format_exc(limit=8)}")
+        _train_folds(ctx, folds, progress or _noop_progress, should_stop or _never)
+    except BaseException as exc:
+        if isinstance(exc, (Cancelled, KeyboardInterrupt)):
+            store.mark_finished(run_dir, "cancelled")
+        else:
+            store.mark_finished(run_dir, "failed", error=error_text(exc, run_dir))
         raise
     if all(store.fold_is_complete(run_dir, f) for f in range(ctx.cfg.split.k)):
-        store.update_status(run_dir, state="done", finished_at=store.now_iso(), progress=1.0)
+        store.mark_finished(run_dir, "done", progress=1.0)
+
+
+def train_folds(run_dir: str | Path, *, folds: Iterable[int] | None = None, device: str | None = None,
+                progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+    """Train the requested folds (default: all) that are not complete yet, writing per-fold state only
+    (see the module docstring; arguments as :func:`train_run`)."""
+    _train_folds(build_context(run_dir, device), folds, progress or _noop_progress, should_stop or _never)
+
+
+def _train_folds(ctx: RunContext, folds: Iterable[int] | None, progress: Progress,
+                 should_stop: Callable[[], bool]) -> None:
+    todo = _folds_to_train(ctx, folds)
+    if todo:
+        open_run_images(ctx)
+    for fold in todo:
+        train_fold(ctx, fold, progress, should_stop)
 
 
 def _folds_to_train(ctx: RunContext, folds: Iterable[int] | None) -> list[int]:
@@ -121,7 +137,7 @@ def _folds_to_train(ctx: RunContext, folds: Iterable[int] | None) -> list[int]:
 
 
 def open_run_images(ctx: RunContext) -> None:
-    """Build or reuse the decoded-image cache before the first fold; status.json's ``image_cache`` tells how it went."""
+    """Build or reuse the decoded-image cache before the first fold; the status's ``image_cache`` tells how it went."""
     last = 0.0
 
     def report(done: int, total: int) -> None:
@@ -270,7 +286,7 @@ def finish_fold(ctx: RunContext, parts: FoldParts, state: FoldState, progress: P
 
 def _batch_reporter(ctx: RunContext, state: FoldState, epoch: int, phase: str, progress: Progress,
                     should_stop: Callable[[], bool]) -> Callable[..., None]:
-    """The per-batch callback: cancel check, progress callback, status.json at most every STATUS_EVERY_S."""
+    """The per-batch callback: cancel check, progress callback, the status at most every STATUS_EVERY_S."""
     epochs = ctx.cfg.train.epochs
 
     def on_batch(batch: int, batches: int, loss: float = float("nan")) -> None:

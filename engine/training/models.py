@@ -212,9 +212,10 @@ def load_fold_model(run_dir: str | Path, fold: int, *, device: str | torch.devic
     from safetensors.torch import load_file
 
     from engine.errors import RunError
-    from engine.runs.store import read_config, weights_path
+    from engine.runs import weights_path
+    from engine.training.config import read_run_config
 
-    cfg = read_config(run_dir)
+    cfg = read_run_config(run_dir)
     path = weights_path(run_dir, fold)
     if not path.is_file():
         raise RunError(f"Fold {fold} of run {Path(run_dir).name!r} has no weights yet ({str(path)!r}); train it first.")

@@ -46,7 +46,7 @@ def subset_tables(ctx: RunContext, fold: int) -> dict[str, pd.DataFrame]:
 def predict_fold(ctx: RunContext, model: torch.nn.Module, fold: int, views: Sequence[str], *,
                  batch_size: int | None = None, on_batch: Callable[[str, int, int], None] | None = None) -> None:
     """Write ``predictions/fold{fold}_{subset}.parquet`` for every subset, every view."""
-    from engine.runs.store import write_predictions
+    from engine.runs import write_predictions
 
     batch_size = batch_size or ctx.batch_size * 2
     to_input = ctx.to_input()
@@ -67,12 +67,10 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
     """Re-predict a run's folds (default: every fold with weights) with ``views``, without retraining.
 
     Replaces the folds' prediction files. When every fold with weights was re-predicted, the views
-    also become the run's ``tta_views`` (config.yaml), so the config keeps describing the predictions
+    also become the run's ``tta_views`` (its stored config), so the config keeps describing the predictions
     on disk and folds trained later predict the same views.
     """
-    from engine.io import atomic_write_text
-    from engine.runs.store import CONFIG_FILE, weights_path
-    from engine.training.config import config_to_yaml
+    from engine.runs import weights_path, write_config
     from engine.training.models import load_fold_model
 
     views = validate_tta_views(views, field="views")
@@ -87,4 +85,4 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
         model, _ = load_fold_model(run_dir, fold, device=ctx.device)
         predict_fold(ctx, model, fold, views, batch_size=batch_size)
     if set(folds) >= {f for f in all_folds if weights_path(run_dir, f).is_file()}:
-        atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_yaml(ctx.cfg.model_copy(update={"tta_views": views})))
+        write_config(run_dir, ctx.cfg.model_copy(update={"tta_views": views}).model_dump(mode="json"))

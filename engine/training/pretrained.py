@@ -288,13 +288,11 @@ def fetch_pending_weights(run_dir: str | Path, cfg):
     source = cfg.model.weights_source
     if cfg.model.pretrained == PRETRAINED_NONE or source is None or source.path:
         return cfg
-    from engine.io import atomic_write_text
-    from engine.runs.store import CONFIG_FILE
-    from engine.training.config import config_to_yaml
+    from engine.runs import write_config
 
     _, filled = weights_to_load(cfg.model)
     cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"weights_source": filled})})
-    atomic_write_text(Path(run_dir) / CONFIG_FILE, config_to_yaml(cfg))
+    write_config(run_dir, cfg.model_dump(mode="json"))
     return cfg
 
 

@@ -16,7 +16,7 @@ CURVE_METRICS = {
 
 def learning_curves(metrics: pd.DataFrame, *, metric_names: tuple[str, ...] = ("train_loss", "val_loss",
                                                                                 "val_accuracy")) -> go.Figure:
-    """One panel per metric, one line per fold, epochs on x. ``metrics``: rows of metrics.csv."""
+    """One panel per metric, one line per fold, epochs on x. ``metrics``: a run's metrics (engine.runs.read_metrics)."""
     names = [m for m in metric_names if m in metrics.columns]
     fig = make_subplots(rows=1, cols=max(len(names), 1), subplot_titles=[CURVE_METRICS.get(m, m) for m in names])
     palette = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#ca8a04", "#db2777"]

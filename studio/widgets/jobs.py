@@ -7,35 +7,19 @@ from the run directories: a browser refresh or a studio restart loses nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from engine.errors import EngineError
+from engine.runs import ACTIVE_STATES, DAMAGED, RunRecord, fold_share, seconds_between
 from studio import run_loaders
 from studio.figures.training import learning_curves
 from studio.widgets.runs import MISSING
 
-ACTIVE = ("queued", "running")
-STATE_ICONS = {"queued": "…", "running": "▶", "done": "✓", "failed": "✗", "cancelled": "■"}  # plain glyphs: no emoji font needed
+ACTIVE = ACTIVE_STATES
+STATE_ICONS = {"queued": "…", "running": "▶", "done": "✓", "failed": "✗", "cancelled": "■",
+               DAMAGED: "⚠"}  # plain glyphs: no emoji font needed
 REFRESH_SECONDS = 2.0
-
-
-def _seconds_between(start: str | None, end: str | None) -> float | None:
-    if not start:
-        return None
-    try:
-        t0 = datetime.fromisoformat(start)
-        t1 = datetime.fromisoformat(end) if end else datetime.now(UTC)
-        if t0.tzinfo is None:
-            t0 = t0.replace(tzinfo=UTC)
-        if t1.tzinfo is None:
-            t1 = t1.replace(tzinfo=UTC)
-        return max((t1 - t0).total_seconds(), 0.0)
-    except ValueError:
-        return None
 
 
 def _clock(seconds: float | None) -> str:
@@ -47,7 +31,7 @@ def _clock(seconds: float | None) -> str:
 
 def timing(status: dict) -> tuple[float | None, float | None]:
     """(elapsed, remaining) seconds of a run; remaining extrapolates the progress so far."""
-    elapsed = _seconds_between(status.get("started_at"), status.get("finished_at"))
+    elapsed = seconds_between(status.get("started_at"), status.get("finished_at"))
     progress = float(status.get("progress") or 0.0)
     if status.get("state") != "running" or elapsed is None or progress <= 0.0:
         return elapsed, None
@@ -55,9 +39,12 @@ def timing(status: dict) -> tuple[float | None, float | None]:
 
 
 def runs_overview(runs: pd.DataFrame) -> None:
-    """A compact table of runs with state, progress and best mean validation metrics."""
+    """A compact table of runs with state, progress and best mean validation metrics; a damaged run's
+    ``note`` says what is wrong."""
     view = runs[["name", "state", "model", "progress", "val_accuracy", "val_macro_f1", "val_loss", "run_id"]].copy()
     view["state"] = [f"{STATE_ICONS.get(s, '')} {s}" for s in view["state"]]
+    if (runs["state"] == DAMAGED).any():
+        view["note"] = [e if s == DAMAGED else None for s, e in zip(runs["state"], runs["error"], strict=True)]
     st.dataframe(
         view, hide_index=True, width="stretch", placeholder=MISSING,  # no metric before the first epoch ends
         column_config={
@@ -76,12 +63,7 @@ def fold_progress(status: dict) -> None:
         f = folds[key]
         epochs, epoch = f.get("epochs") or 0, f.get("epoch") or 0
         batches, batch = f.get("batches") or 0, f.get("batch") or 0
-        if f.get("state") == "done":
-            share = 1.0
-        elif epochs and batches:
-            share = min(max((max(epoch - 1, 0) + batch / batches) / epochs, 0.0), 1.0)
-        else:
-            share = 0.0
+        share = fold_share(f)
         best = f.get("best_metric")
         text = (f"fold {key} · {f.get('state', '?')} · epoch {epoch}/{epochs}"
                 + (f" · batch {batch}/{batches}" if f.get("state") == "running" and batches else "")
@@ -89,9 +71,15 @@ def fold_progress(status: dict) -> None:
         st.progress(share, text=text)
 
 
-def run_detail(run_dir: Path, status: dict, *, launcher) -> None:
-    """Progress, timing, curves, log tail and the cancel / resume buttons of one run."""
-    state = status.get("state")
+def run_detail(record: RunRecord, *, launcher) -> None:
+    """Progress, timing, curves, log tail and the cancel / resume buttons of one run (what is wrong, for a
+    damaged one)."""
+    run_dir, status, state = record.path, dict(record.status), record.state
+    if record.damaged:
+        st.error(f"{record.damage}", icon=":material/report:")
+        with st.expander("Log (last 40 lines)"):
+            st.code(run_loaders.log_tail(run_dir) or "(empty)", language="text")
+        return
     elapsed, remaining = timing(status)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("State", f"{STATE_ICONS.get(state, '')} {state}")
@@ -110,11 +98,15 @@ def run_detail(run_dir: Path, status: dict, *, launcher) -> None:
     if b2.button("Resume", icon=":material/play_circle:", disabled=state not in ("failed", "cancelled"),
                  key=f"resume_{run_dir.name}"):
         _act(lambda: launcher.resume(run_dir), f"Run {run_dir.name} resumed from its first unfinished fold.")
-    metrics = run_loaders.run_metrics(run_dir)
-    if metrics.empty:
-        st.caption("Learning curves appear after the first epoch.")
+    try:
+        metrics = run_loaders.run_metrics(run_dir)
+    except EngineError as e:  # a damaged metrics file: say so, keep the rest of the monitor
+        st.warning(str(e))
     else:
-        st.plotly_chart(learning_curves(metrics), width="stretch", key=f"curves_{run_dir.name}")
+        if metrics.empty:
+            st.caption("Learning curves appear after the first epoch.")
+        else:
+            st.plotly_chart(learning_curves(metrics), width="stretch", key=f"curves_{run_dir.name}")
     with st.expander("Log (last 40 lines)"):
         st.code(run_loaders.log_tail(run_dir) or "(empty)", language="text")
 

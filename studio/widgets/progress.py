@@ -32,14 +32,19 @@ class ProgressBar:
         self.bar.empty()
 
 
-def jobs_strip(jobs: list[dict]) -> None:
-    """A compact list of queued / running jobs (dicts from ``studio.loaders.active_jobs``)."""
+def jobs_strip(jobs: list[dict], damaged: list[dict] = ()) -> None:
+    """A compact list of queued / running jobs (dicts from ``studio.loaders.active_jobs``), and a warning
+    naming each damaged run (``studio.loaders.damaged_runs``)."""
     if not jobs:
         st.caption("No training job running.")
-        return
-    st.caption(f"{len(jobs)} job(s) running or queued")
+    else:
+        st.caption(f"{len(jobs)} job(s) running or queued")
     for job in jobs[:5]:
         label = f"`{job['run_id']}` · {job['state']}" + (f" · {job['folds']}" if job["folds"] else "")
         st.progress(job["progress"], text=label)
     if len(jobs) > 5:
         st.caption(f"... and {len(jobs) - 5} more")
+    for run in damaged[:3]:
+        st.warning(f"Run `{run['run_id']}` is damaged; see the Train page.", icon=":material/report:")
+    if len(damaged) > 3:
+        st.caption(f"... and {len(damaged) - 3} more damaged runs")

@@ -14,8 +14,11 @@ MISSING = "–"  # what a table cell without a value shows (st.dataframe's place
 
 
 def require_runs(workspace: Path) -> pd.DataFrame:
-    """Runs with at least one finished fold; when there is none, say what to do next and stop the page."""
+    """Runs with at least one finished fold; when there is none, say what to do next and stop the page.
+    A damaged run is left out, with a warning naming it and what is wrong."""
     runs = run_loaders.comparable_runs(workspace)
+    for run in run_loaders.damaged_runs(workspace).itertuples(index=False):
+        st.warning(f"Run **{run.name}** (`{run.run_id}`) is left out: {run.error}", icon=":material/report:")
     if runs.empty:
         all_runs = run_loaders.runs_table(workspace)
         if all_runs.empty:

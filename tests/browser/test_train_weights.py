@@ -14,8 +14,8 @@ pytestmark = pytest.mark.browser
 def test_train_page_shows_cached_weights_and_defaults(tmp_path, demo_spec_path, hub_cache, page, screenshot_dir,
                                                       monkeypatch):
     from engine.offline import USER_VALUE_VAR
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
 
     _require_browser()
     hub_cache.add("test_efficientnet")  # the form's default model

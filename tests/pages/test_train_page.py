@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+import engine.runs as store
 from engine.jobs import effective_status
-from engine.runs import store
+from engine.training.config import read_run_config
 from studio.widgets.train_form import build_config, parse_values
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -75,7 +76,7 @@ def test_launch_from_the_form_then_restart_rebuilds_the_monitor(train_workspace)
     runs = store.list_runs(train_workspace)
     assert len(runs) == 1
     run_dir = Path(runs.at[0, "path"])
-    config = store.read_config(run_dir)
+    config = read_run_config(run_dir)
     assert (config.model.name, config.train.epochs, config.split.k) == ("test_resnet", 1, 2)
 
     status = wait_for(run_dir, {"done", "failed"})
@@ -189,7 +190,7 @@ def test_launch_with_cached_hub_weights_records_them(train_workspace, hub_cache)
     at.button(key=LAUNCH).click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
     run_dir = Path(store.list_runs(train_workspace).at[0, "path"])
-    source = store.read_config(run_dir).model.weights_source
+    source = read_run_config(run_dir).model.weights_source
     assert (source.kind, source.hf_hub_id, source.path) == ("hub", "timm/test_resnet.r160_in1k", str(path))
     # The job process loads them from the same cache (its environment has HF_HUB_CACHE) and trains: a batch is
     # enough to know (the training fixture cancels it); engine tests check the weights themselves.

@@ -12,8 +12,9 @@ from engine.data.images import load_rgb
 from engine.data.spec import DatasetSpec, TrainSpec, write_spec
 from engine.explain import compute_cams
 from engine.runs import store
-from engine.training.config import load_run_configs
+from engine.training.config import load_run_configs, read_run_config
 from engine.training.context import build_context
+from engine.training.create import create_runs
 from engine.training.data import make_loader, run_prediction_input
 from engine.training.models import create_model, load_fold_model
 
@@ -43,9 +44,9 @@ def test_cam_model_input_equals_the_prediction_input(tmp_path, photos_spec, augm
     cfg = {"dataset": str(photos_spec), "model": {"name": "test_resnet"}, "image_size": 16, "device": "cpu",
            "split": {"k": 2, "seed": 0, "holdout_fraction": 0.0}, "tta_views": ["identity"], "augment": augment,
            "train": {"epochs": 1, "batch_size": 4, "num_workers": 0}}
-    (run_dir,) = store.create_runs(load_run_configs(cfg), workspace=tmp_path)
+    (run_dir,) = create_runs(load_run_configs(cfg), workspace=tmp_path)
     torch.manual_seed(0)
-    run_cfg = store.read_config(run_dir)
+    run_cfg = read_run_config(run_dir)
     store.write_weights(run_dir, 0, create_model(run_cfg.model, len(run_cfg.classes)).state_dict())
 
     # what prediction feeds the fold model: the run's loader, then RunContext.to_input

@@ -32,14 +32,14 @@ def test_resume_refuses_a_live_job_and_a_finished_run(fake_run, monkeypatch):
     update_status(fake_run, state="running", pid=os.getpid(), updated_at=now_iso())
     with pytest.raises(RunError, match="is running .*cancel it first"):
         prepare_resume(fake_run)
-    monkeypatch.setattr("engine.runs.store.fold_is_complete", lambda run_dir, fold: True)
+    monkeypatch.setattr("engine.runs.fold_is_complete", lambda run_dir, fold: True)
     update_status(fake_run, state="done")
     with pytest.raises(RunError, match="nothing to resume"):
         prepare_resume(fake_run)
 
 
 def test_resume_of_a_dead_job_requeues_it_at_the_first_unfinished_fold(fake_run, monkeypatch):
-    monkeypatch.setattr("engine.runs.store.fold_is_complete", lambda run_dir, fold: fold == 0)
+    monkeypatch.setattr("engine.runs.fold_is_complete", lambda run_dir, fold: fold == 0)
     update_status(fake_run, state="running", pid=999_999_999, error=None)  # killed: shows as failed
     prepare_resume(fake_run)
     status = read_status(fake_run)

@@ -17,8 +17,9 @@ from job_helpers import file_digests, kill_jobs, tiny_config, wait_for
 from engine.jobs import LocalLauncher, effective_status
 from engine.jobs.launcher import _group_members
 from engine.jobs.liveness import GONE_MESSAGE
-from engine.runs.store import create_runs, fold_is_complete, read_metrics, read_status
+from engine.runs.store import fold_is_complete, read_metrics, read_status
 from engine.training.config import load_run_configs
+from engine.training.create import create_runs
 
 pytestmark = pytest.mark.slow
 

@@ -114,7 +114,7 @@ def test_fold_queue_hands_each_fold_to_exactly_one_claimer(fake_run):
 
 def test_run_folds_reads_the_split(fake_run, monkeypatch):
     assert runner.run_folds(fake_run) == [0, 1, 2]
-    monkeypatch.setattr("engine.runs.store.fold_is_complete", lambda run_dir, fold: fold == 0)
+    monkeypatch.setattr("engine.runs.fold_is_complete", lambda run_dir, fold: fold == 0)
     assert runner.unfinished_folds(fake_run) == [1, 2]
 
 

@@ -9,14 +9,12 @@ import pandas as pd
 import pytest
 
 from engine.errors import ConfigError, RunError
+from engine.runs import list_runs
 from engine.runs.store import (
     append_metrics,
-    create_runs,
     fold_is_complete,
-    list_runs,
     list_studies,
     predictions_path,
-    read_config,
     read_metrics,
     read_predictions,
     read_split,
@@ -28,6 +26,8 @@ from engine.runs.store import (
     write_predictions,
 )
 from engine.training.config import load_run_configs
+from engine.training.config import read_run_config as read_config
+from engine.training.create import create_runs
 
 
 def config(spec, **train):

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from engine.errors import ConfigError
-from engine.runs.store import create_runs
 from engine.training.config import RunConfig, load_run_configs, parse_override, varied_fields
+from engine.training.create import create_runs
 
 
 def test_defaults_and_round_trip(tiny_config):

@@ -12,10 +12,11 @@ from PIL import Image
 from engine.data import decoded_cache
 from engine.data.decoded_cache import DecodedImageCache, DecodingImageSource, load_resized
 from engine.errors import ConfigError
-from engine.runs.store import create_runs, read_predictions, read_status
+from engine.runs.store import read_predictions, read_status
 from engine.training import fastpath
 from engine.training.config import load_run_configs
 from engine.training.context import build_context
+from engine.training.create import create_runs
 from engine.training.data import AugmentedImages, make_loader
 from engine.training.fastpath import find_batch_size, is_compiled, pad_batch, probe_batch_size
 from engine.training.fit import open_run_images, train_run

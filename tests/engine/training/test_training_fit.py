@@ -12,9 +12,7 @@ import yaml
 from engine.data import open_dataset
 from engine.errors import RunError
 from engine.runs.store import (
-    create_runs,
     fold_is_complete,
-    read_config,
     read_metrics,
     read_predictions,
     read_split,
@@ -23,6 +21,8 @@ from engine.runs.store import (
     weights_path,
 )
 from engine.training.config import load_run_configs
+from engine.training.config import read_run_config as read_config
+from engine.training.create import create_runs
 from engine.training.fit import Cancelled, train_run
 from engine.training.predict import predict_run
 

@@ -11,6 +11,7 @@ from engine.data.spec import DatasetSpec, TrainSpec, write_spec
 from engine.io import atomic_write_parquet
 from engine.runs import store
 from engine.training.config import load_run_configs
+from engine.training.create import create_runs
 from engine.training.fit import train_run
 from engine.training.loop import classification_metrics
 
@@ -41,7 +42,7 @@ def test_metrics_csv_equals_the_folds_page_when_a_class_is_absent_from_the_valid
            "split": {"k": 2, "seed": 0, "holdout_fraction": 0.0}, "tta_views": ["identity"],
            "train": {"epochs": 2, "batch_size": 8, "lr": 1e-2, "weight_decay": 0.0, "num_workers": 0,
                      "monitor": "val_macro_f1"}}
-    (run_dir,) = store.create_runs(load_run_configs(cfg), workspace=tmp_path / "ws")
+    (run_dir,) = create_runs(load_run_configs(cfg), workspace=tmp_path / "ws")
     split = store.read_split(run_dir)
     # fold 0 validates on half of blue and green only; every red image is in fold 1
     label = split["sample_id"].str.extract(r"^(blue|green|red)")[0]

@@ -38,7 +38,7 @@ def test_pretrained_weights_come_from_a_local_file(tmp_path, suffix):
         save_file({k: v.contiguous() for k, v in source.state_dict().items()}, str(path))
     else:
         torch.save(source.state_dict(), path)
-    cfg = ModelConfig(name="test_resnet", pretrained_file=str(path))
+    cfg = ModelConfig(name="test_resnet", pretrained=str(path))
     check_model_config(cfg, num_classes=3)
     model = create_model(cfg, num_classes=3)  # another head size: backbone loaded, head new
     loaded, original = model.state_dict(), source.state_dict()
@@ -51,7 +51,7 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
     other = timm.create_model("test_efficientnet", num_classes=3)
     path = tmp_path / "other.safetensors"
     save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(path))
-    cfg = ModelConfig(name="test_resnet", pretrained_file=str(path))
+    cfg = ModelConfig(name="test_resnet", pretrained=str(path))
     with pytest.raises(ConfigError, match=r"does not fit model 'test_resnet'.*missing key"):
         check_model_config(cfg, num_classes=3)
 

@@ -15,8 +15,9 @@ from PIL import Image
 
 from engine.errors import ConfigError, RunError
 from engine.offline import USER_VALUE_VAR
-from engine.runs.store import create_runs, read_config
 from engine.training.config import ModelConfig, load_run_configs
+from engine.training.config import read_run_config as read_config
+from engine.training.create import create_runs
 from engine.training.models import create_model
 from engine.training.pretrained import (
     describe_pretrained,
