@@ -48,6 +48,8 @@ class Dataset:
     test_manifest: pd.DataFrame
     metadata_columns: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Training images left out of ``manifest`` because the scan could not read them (engine.data.exclusions).
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:

@@ -272,7 +272,7 @@ def _resolve_config(cfg, dataset):
     augment = cfg.augment if cfg.augment is not None else preset("light", image_size)
     spec_path = dataset.spec_path or Path(cfg.dataset)
     return cfg.model_copy(update={"dataset": str(Path(spec_path).absolute()), "classes": list(dataset.classes),
-                                  "image_size": image_size, "augment": augment})
+                                  "image_size": image_size, "augment": augment, "excluded": list(dataset.excluded)})
 
 
 def _check_one_split(configs) -> None:
@@ -301,6 +301,7 @@ def create_runs(configs: Sequence, workspace: str | Path | None = None) -> list[
     Nothing is written unless every config passes. With more than one config the runs form a study,
     recorded in ``workspace/studies/<study_id>.yaml`` (members and varied fields).
     """
+    from engine.data.exclusions import drop_unreadable_images
     from engine.training.config import config_to_yaml, validate_against_dataset, varied_fields
     from engine.training.splits import make_split
 
@@ -308,7 +309,7 @@ def create_runs(configs: Sequence, workspace: str | Path | None = None) -> list[
     if not configs:
         raise ConfigError("create_runs needs at least one run config.")
     _check_one_split(configs)
-    dataset = _open_dataset(configs[0].dataset)
+    dataset = drop_unreadable_images(_open_dataset(configs[0].dataset), workspace=workspace)
     for cfg in configs:
         validate_against_dataset(cfg, dataset)
     resolved = [_resolve_config(cfg, dataset) for cfg in configs]

@@ -23,7 +23,7 @@ import torch
 
 from engine.runs import store
 from engine.training.context import RunContext, build_context, fold_seed
-from engine.training.data import AugmentedImages, make_loader
+from engine.training.data import AugmentedImages, blank_unreadable, make_loader, record_unreadable
 from engine.training.loop import (
     Cancelled,
     EpochResult,
@@ -140,7 +140,8 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
     cfg = ctx.cfg
     store.drop_fold_metrics(ctx.run_dir, fold)
     store.update_fold_status(ctx.run_dir, fold, state="running", epoch=0, epochs=cfg.train.epochs, batch=0,
-                             batches=0, best_metric=None, best_epoch=None, monitor=cfg.train.monitor, phase="train")
+                             batches=0, best_metric=None, best_epoch=None, monitor=cfg.train.monitor, phase="train",
+                             skipped_images=[])
     seed_everything(fold_seed(cfg, fold), deterministic=cfg.train.deterministic, device=ctx.device)
     parts = build_fold_parts(ctx, fold)
     state = FoldState(fold=fold)
@@ -224,7 +225,8 @@ def fit_epochs(ctx: RunContext, parts: FoldParts, state: FoldState, progress: Pr
         state.step += len(parts.train_loader)
         logits = collect_logits(parts.model, parts.val_loader, to_input, autocast=ctx.autocast,
                                 on_batch=_batch_reporter(ctx, state, epoch, "validate", progress, should_stop))
-        logits = logits["identity"]
+        record_unreadable(ctx.run_dir, state.fold, parts.train_images, parts.val_loader.dataset)
+        logits = blank_unreadable(logits, parts.val_loader.dataset)["identity"]
         metrics = classification_metrics(logits, parts.val_labels, len(ctx.classes))
         record_epoch(ctx, parts, state, epoch, result, metrics)
         progress({"run_id": ctx.run_dir.name, "fold": state.fold, "epoch": epoch, "epochs": cfg.epochs,
