@@ -105,8 +105,44 @@ def _inside(path: Path, root: Path) -> bool:
     return norm == root_norm or root_norm in norm.parents
 
 
-def list_image_files(folder: Path, problems: list[Problem], *, root: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted); non-images and undecodable names become problems."""
+class LinkCheck:
+    """Where a path really lies once symbolic links are resolved, and whether that is outside ``root``.
+
+    Cheap on big datasets: ``realpath`` once per folder (cached), one ``lstat`` per file.
+    """
+
+    def __init__(self, root: Path, *, follow: bool = False):
+        self.root = Path(root)
+        self.follow = follow
+        self._root_real = os.path.realpath(root)
+        self._folders: dict[str, str] = {}
+
+    def target_outside(self, path: Path) -> str | None:
+        """The resolved path when ``path`` leads outside the root through a link; None when it stays inside."""
+        text = os.fspath(path)
+        folder = os.path.dirname(text)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        real = os.path.realpath(text) if os.path.islink(text) else os.path.join(real_folder, os.path.basename(text))
+        inside = real == self._root_real or real.startswith(self._root_real.rstrip(os.sep) + os.sep)
+        return None if inside else real
+
+    def problem(self, path: Path, shown: str, where: str = "") -> Problem | None:
+        """An ``outside_root`` problem for a path whose link leaves the root (unless links are followed)."""
+        target = None if self.follow else self.target_outside(path)
+        if target is None:
+            return None
+        return Problem("outside_root", shown, f"{where}{shown!r} is a symbolic link (or lies in a linked folder) "
+                       f"pointing to {target!r}, outside the dataset folder {str(self.root)!r}; it was skipped. Copy "
+                       "the image into the dataset folder, or set 'follow_links_outside_root: true' in dataset.yaml "
+                       "if the dataset is linked on purpose.")
+
+
+def list_image_files(folder: Path, problems: list[Problem], *, root: Path, links: LinkCheck | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); non-images, undecodable names and (unless
+    ``links`` follows them) links leading outside ``root`` become problems."""
+    links = links or LinkCheck(root)
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -129,6 +165,8 @@ def list_image_files(folder: Path, problems: list[Problem], *, root: Path) -> li
                 own_file = Path(dirpath) == root and p.suffix.lower() in _DATASET_FILE_SUFFIXES
                 if not own_file and fn not in _SYSTEM_FILES:
                     problems.append(Problem("not_image", rel, f"{rel!r} is not an image file and was skipped."))
+            elif (escaped := links.problem(p, rel)) is not None:
+                problems.append(escaped)
             else:
                 found.append(p)
     return found
@@ -189,12 +227,13 @@ def _load_folder_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) 
                         "class sub-folder, and was skipped.")
             )
     rows = []
+    links = LinkCheck(root, follow=spec.follow_links_outside_root)
     for d in class_dirs:
         if not _is_valid_utf8(d.name):
             problems.append(Problem("odd_filename", _printable(_rel(d, root)),
                                     "Class folder name is not valid UTF-8 and was skipped; rename it."))
             continue
-        for p in list_image_files(d, problems, root=root):
+        for p in list_image_files(d, problems, root=root, links=links):
             rows.append({"sample_id": _rel(p, images_dir), "path": str(p), "label": d.name, "group": None})
     return pd.DataFrame(rows, columns=["sample_id", "path", "label", "group"]), []
 
@@ -225,6 +264,7 @@ def _load_csv_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) -> 
             "rename them in the CSV or leave them out with train.metadata_columns."
         )
     images_dir = root / t.images
+    links = LinkCheck(root, follow=spec.follow_links_outside_root)
     keep = []
     paths = []
     for i, (raw_path, label) in enumerate(zip(frame[t.path_column], frame[t.label_column], strict=True)):
@@ -239,6 +279,9 @@ def _load_csv_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) -> 
         if not _inside(p, root):
             problems.append(Problem("outside_root", str(raw_path), f"Row {line} of {t.csv!r}: path {raw_path!r} points outside "
                                     f"the dataset folder {str(root)!r} and was rejected; copy the image inside it."))
+            continue
+        if (escaped := links.problem(p, str(raw_path), f"Row {line} of {t.csv!r}: ")) is not None:
+            problems.append(escaped)
             continue
         if not is_image_path(p):
             problems.append(Problem("not_image", str(raw_path), f"Row {line} of {t.csv!r}: {raw_path!r} is not an image file; skipped."))
@@ -296,7 +339,8 @@ def _load_test(spec: DatasetSpec, root: Path, problems: list[Problem], classes: 
     test_dir = root / spec.test.images
     if not test_dir.is_dir():
         raise DatasetError(f"Test image folder {str(test_dir)!r} does not exist (test.images in the spec).")
-    files = list_image_files(test_dir, problems, root=root)
+    files = list_image_files(test_dir, problems, root=root,
+                             links=LinkCheck(root, follow=spec.follow_links_outside_root))
     rel = [_rel(p, test_dir) for p in files]
     stems = [str(Path(r).with_suffix("")) for r in rel]
     ids = stems

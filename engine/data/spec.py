@@ -58,6 +58,9 @@ class DatasetSpec(_Strict):
     train: TrainSpec
     test: TestSpec | None = None
     sample_submission: SubmissionSpec | None = None
+    follow_links_outside_root: bool = Field(
+        False, description="Read images that are symbolic links (or lie in linked folders) pointing outside the "
+                           "spec's folder; off: they are skipped as 'outside_root' problems.")
 
     @model_validator(mode="after")
     def _csv_fields(self) -> DatasetSpec:

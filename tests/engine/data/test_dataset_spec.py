@@ -279,6 +279,65 @@ def test_paths_outside_the_root_are_rejected(tmp_path):
     assert len(outside) == 2 and "points outside the dataset folder" in outside[0].message
 
 
+def _with_follow_links(spec_path):
+    data = yaml.safe_load(spec_path.read_text())
+    data["follow_links_outside_root"] = True
+    spec_path.write_text(yaml.safe_dump(data))
+    return spec_path
+
+
+def test_links_leaving_the_root_are_rejected_in_the_folder_layout(tmp_path):
+    root = folder_dataset(tmp_path / "pets")
+    outside = tmp_path / "elsewhere"
+    save_rgb(outside / "secret.png", 1)
+    save_rgb(outside / "more" / "a.png", 2)
+    save_rgb(outside / "more" / "b.png", 3)
+    (root / "train" / "cat" / "linked.png").symlink_to(outside / "secret.png")  # a file link
+    (root / "train" / "bird").symlink_to(outside / "more", target_is_directory=True)  # a linked class folder
+    (root / "train" / "dog" / "inside.png").symlink_to(root / "train" / "cat" / "cat_0.png")  # stays inside: fine
+    save_rgb(root / "test" / "t.png", 9)
+    (root / "test" / "t_linked.png").symlink_to(outside / "secret.png")
+    ds = open_dataset(root)
+    assert sorted(ds.manifest["sample_id"]) == ["cat/cat_0.png", "cat/cat_1.png", "cat/cat_2.png", "dog/dog_0.png",
+                                                "dog/dog_1.png", "dog/dog_2.png", "dog/inside.png"]
+    assert ds.test_manifest["sample_id"].tolist() == ["t"]
+    outside_problems = {p.path: p.message for p in ds.problems if p.kind == "outside_root"}
+    assert sorted(outside_problems) == ["test/t_linked.png", "train/bird/a.png", "train/bird/b.png",
+                                        "train/cat/linked.png"]
+    message = outside_problems["train/cat/linked.png"]
+    assert "symbolic link" in message and str(outside / "secret.png") in message
+    assert "follow_links_outside_root: true" in message
+
+    opted_in = open_dataset(_with_follow_links(root / "dataset.yaml"))
+    assert "cat/linked.png" in set(opted_in.manifest["sample_id"]) and "bird/a.png" in set(opted_in.manifest["sample_id"])
+    assert len(opted_in.test_manifest) == 2
+    assert not [p for p in opted_in.problems if p.kind == "outside_root"]
+
+
+def test_a_csv_row_naming_a_link_that_leaves_the_root_is_rejected(tmp_path):
+    root = tmp_path / "ds"
+    save_rgb(tmp_path / "secret.png", 1)
+    rows = [{"image": "0.png", "label": "a"}, {"image": "1.png", "label": "b"}, {"image": "2.png", "label": "a"},
+            {"image": "link.png", "label": "b", "_missing": True}]
+    spec = csv_dataset(root, rows)
+    (root / "images" / "link.png").symlink_to(tmp_path / "secret.png")
+    ds = open_dataset(spec)
+    assert ds.manifest["sample_id"].tolist() == ["0.png", "1.png", "2.png"]
+    (problem,) = [p for p in ds.problems if p.kind == "outside_root"]
+    assert problem.path == "link.png" and "Row 5 of 'train.csv'" in problem.message
+    assert "symbolic link" in problem.message and str(tmp_path / "secret.png") in problem.message
+
+    opted_in = open_dataset(_with_follow_links(spec))
+    assert opted_in.manifest["sample_id"].tolist() == ["0.png", "1.png", "2.png", "link.png"]
+
+
+def test_a_dataset_folder_reached_through_a_link_is_inside_itself(tmp_path):
+    root = folder_dataset(tmp_path / "real")
+    (tmp_path / "alias").symlink_to(root, target_is_directory=True)
+    ds = open_dataset(tmp_path / "alias")
+    assert len(ds.manifest) == 6 and not ds.problems
+
+
 def test_non_utf8_csv_is_read_as_latin1_with_a_problem(tmp_path):
     save_rgb(tmp_path / "images" / "café.png", 1)
     save_rgb(tmp_path / "images" / "b.png", 2)
