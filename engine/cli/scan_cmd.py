@@ -61,7 +61,7 @@ def _scan(args) -> int:
     dataset = open_dataset(args.dataset)
     result = scan_dataset(dataset, workspace=args.workspace, workers=args.workers, progress=_progress_bar())
     if args.folds is not None:
-        result.problems.extend(dataset.check_folds(args.folds))
+        result.problems.extend(p for p in dataset.check_folds(args.folds) if p not in result.problems)
     summary = summarize(dataset, result, seconds=time.perf_counter() - started)
     sys.stdout.reconfigure(errors="backslashreplace")
     if args.json:

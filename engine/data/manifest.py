@@ -64,18 +64,33 @@ class Dataset:
         return self.manifest["label"].value_counts().reindex(self.classes, fill_value=0)
 
     def check_folds(self, k: int) -> list[Problem]:
-        """Problems for classes with fewer images than ``k`` folds (each names the class and count)."""
-        counts = self.class_counts()
-        return [
-            Problem(
-                "small_class",
-                str(label),
-                f"Class {label!r} has {int(n)} image(s), fewer than the {k} folds asked for; "
-                f"add images, merge the class, or use at most {int(counts.min())} folds.",
-            )
-            for label, n in counts.items()
-            if n < k
-        ]
+        """:func:`class_problems` of the class counts for ``k`` folds: one class only, classes smaller than ``k``."""
+        return class_problems(self.class_counts(), k)
+
+
+def class_problems(counts: pd.Series, k: int | None = None, *, unit: str = "image(s)",
+                   stage: str = "") -> list[Problem]:
+    """What makes a class make-up untrainable, as problems naming the classes.
+
+    ``counts``: images (or groups) per class, indexed by class (zeros included). ``one_class``
+    when fewer than two classes have any; with ``k``, ``small_class`` for each class with fewer
+    than ``k`` (K-fold needs one per fold). ``stage`` ends the sentence's subject (" after the
+    holdout"). The one check behind the scan's problems and the refusal of a run's split.
+    """
+    problems = []
+    present = [str(c) for c, n in counts.items() if n > 0]
+    if len(present) < 2:
+        names = f"only class {present[0]!r}" if present else "no class"
+        problems.append(Problem("one_class", present[0] if present else "", f"The dataset has {names} with {unit}"
+                                f"{stage}; a classifier needs at least two classes. Add images of another class (one "
+                                "sub-folder per class, or another label value in the CSV)."))
+    if k is not None:
+        most = int(counts.min()) if len(counts) else 0
+        fewer = f", or use at most {most} folds" if most >= 2 else ""
+        problems += [Problem("small_class", str(label), f"Class {label!r} has {int(n)} {unit}{stage}, fewer than the "
+                             f"{k} folds asked for; add images or merge the class{fewer}.")
+                     for label, n in counts.items() if n < k]
+    return problems
 
 
 def natural_class_order(labels) -> list[str]:
@@ -375,6 +390,7 @@ def load_dataset(spec: DatasetSpec, root: str | Path, *, spec_path: str | Path |
         )
     classes = natural_class_order(manifest["label"])
     manifest.insert(3, "label_index", manifest["label"].map({c: i for i, c in enumerate(classes)}).astype("int64"))
+    problems += class_problems(manifest["label"].value_counts())
     manifest["group"] = manifest["group"].astype(object)
     test = _load_test(spec, root, problems, classes)
     return Dataset(

@@ -212,6 +212,24 @@ def test_class_smaller_than_k(tmp_path):
     assert [p.path for p in ds.check_folds(6)] == ["common", "rare"]
 
 
+def test_one_class_is_a_problem_and_cannot_be_launched(tmp_path, workspace):
+    from engine.errors import ConfigError
+    from engine.runs.store import create_runs
+    from engine.training.config import load_run_configs
+
+    root = folder_dataset(tmp_path / "cats", classes=("cat",), per_class=6)
+    ds = open_dataset(root)
+    (problem,) = ds.problems
+    assert problem.kind == "one_class" and problem.path == "cat"
+    assert "only class 'cat'" in problem.message and "at least two classes" in problem.message
+    assert ds.check_folds(2) == [problem]  # one check: the scan's --folds and the launch agree
+    config = {"dataset": str(root), "model": {"name": "test_resnet"}, "image_size": 16, "device": "cpu",
+              "split": {"k": 2, "holdout_fraction": 0.0}}
+    with pytest.raises(ConfigError, match="only class 'cat'.*at least two classes"):
+        create_runs(load_run_configs(config), workspace=workspace)
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
 def test_duplicate_ids_keep_the_first_row(tmp_path):
     rows = [
         {"image": "0.png", "label": "a", "id": "x"},
