@@ -59,6 +59,16 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def label_source(self) -> dict[str, str | None]:
+        """Where the labels come from: ``column`` (None for the folder layout) and ``reason`` (a sentence)."""
+        if self.spec.layout == "folder":
+            return {"column": None, "reason": "the name of each image's class sub-folder"}
+        column = self.spec.train.label_column
+        found = (self.spec.detected or {}).get("label_column")
+        if found is not None and found.column == column:
+            return {"column": column, "reason": f"chosen by layout detection: {found.reason}"}
+        return {"column": column, "reason": "named in the dataset spec (train.label_column)"}
+
     def class_counts(self) -> pd.Series:
         """Images per class, in class order (classes with no image count 0)."""
         return self.manifest["label"].value_counts().reindex(self.classes, fill_value=0)
@@ -66,6 +76,12 @@ class Dataset:
     def check_folds(self, k: int) -> list[Problem]:
         """:func:`class_problems` of the class counts for ``k`` folds: one class only, classes smaller than ``k``."""
         return class_problems(self.class_counts(), k)
+
+
+def label_source_text(source: dict[str, str | None]) -> str:
+    """:meth:`Dataset.label_source` as one line: ``Labels: column 'species', chosen by layout detection: ...``."""
+    column = f"column {source['column']!r}, " if source["column"] else ""
+    return f"Labels: {column}{source['reason']}."
 
 
 def class_problems(counts: pd.Series, k: int | None = None, *, unit: str = "image(s)",

@@ -142,6 +142,66 @@ def test_csv_layout_detected_with_group_and_metadata(tmp_path):
     assert all(os.path.isabs(p) for p in ds.manifest["path"])
 
 
+def _csv_folder(root, frame):
+    for name in frame["image"]:
+        save_rgb(root / "images" / name, hash(name) % 1000)
+    frame.to_csv(root / "train.csv", index=False)
+    return root
+
+
+def test_detection_refuses_a_free_text_column_as_the_label(tmp_path):
+    notes = [f"photo {i} taken near the window on a sunny afternoon" for i in range(8)]
+    root = _csv_folder(tmp_path / "notes", pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)],
+                                                         "notes": notes}))
+    with pytest.raises(DatasetError, match=r"names images in column 'image', but no column has a usual label name.*"
+                                           r"not 'notes': it looks like free text"):
+        open_dataset(root)
+
+
+def test_detection_says_which_column_it_chose_and_why(tmp_path):
+    frame = pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)],
+                          "notes": [f"scanned by nurse {i} on the second floor, left wing" for i in range(8)],
+                          "species": ["cat", "dog"] * 4, "weight": [3.2, 4.1, 5.7, 2.2, 6.3, 3.9, 4.4, 5.0]})
+    root = _csv_folder(tmp_path / "pets", frame)
+    ds = open_dataset(root)
+    assert ds.spec.train.label_column == "species" and ds.classes == ["cat", "dog"]
+    source = ds.label_source()
+    assert source["column"] == "species"
+    assert "only other column that looks like class names (2 distinct values in 8 rows)" in source["reason"]
+    assert "not 'notes': it looks like free text" in source["reason"]
+    assert "not 'weight': it holds measurements" in source["reason"] or "not 'weight': most" in source["reason"]
+    again = open_dataset(root)  # the written spec keeps the reason
+    assert again.label_source() == source
+    data = yaml.safe_load((root / "dataset.yaml").read_text())
+    assert data["detected"]["label_column"]["column"] == "species"
+    data["train"]["label_column"] = "notes"  # the user overrides it: the stale reason is not shown
+    (root / "dataset.yaml").write_text(yaml.safe_dump(data))
+    assert open_dataset(root).label_source() == {"column": "notes",
+                                                 "reason": "named in the dataset spec (train.label_column)"}
+
+
+def test_detection_with_two_candidate_labels_asks_to_name_one(tmp_path):
+    frame = pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)], "species": ["cat", "dog"] * 4,
+                          "colour": ["black", "white", "white", "black"] * 2})
+    with pytest.raises(DatasetError, match=r"several look like classes: \['species', 'colour'\]"):
+        open_dataset(_csv_folder(tmp_path / "two", frame))
+
+
+def test_detection_names_a_csv_it_cannot_parse(tmp_path):
+    root = tmp_path / "broken"
+    root.mkdir()
+    (root / "train.csv").write_bytes(b'image,label\n"a.png,cat\n')  # an unclosed quote
+    with pytest.raises(DatasetError, match=r"'train.csv' cannot be parsed"):
+        open_dataset(root)
+    folder = folder_dataset(tmp_path / "pets")  # beside class folders, a broken CSV does not hide them
+    (folder / "train.csv").write_bytes(b'image,label\n"a.png,cat\n')
+    assert open_dataset(folder).spec.layout == "folder"
+    (folder / "dataset.yaml").unlink()
+    (folder / "sample_submission.csv").write_text("id\n1\n")
+    with pytest.raises(DatasetError, match=r"Sample submission 'sample_submission.csv' has the column\(s\) \['id'\]"):
+        open_dataset(folder)
+
+
 def test_numeric_labels_sort_as_numbers(tmp_path):
     rows = [{"image": f"{i}.png", "label": lab} for i, lab in enumerate([10, 2, 1, 2, 10, 1])]
     ds = open_dataset(csv_dataset(tmp_path, rows))
