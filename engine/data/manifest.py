@@ -345,18 +345,34 @@ def _drop_duplicate_ids(manifest: pd.DataFrame, problems: list[Problem], what: s
     return manifest.loc[~dup].reset_index(drop=True)
 
 
+def read_sample_submission(spec: DatasetSpec, root: str | Path,
+                           problems: list[Problem] | None = None) -> pd.DataFrame | None:
+    """The spec's sample-submission template (None when it has none), every cell text ("" when empty).
+
+    Raises :class:`DatasetError` naming the file when it cannot be read, or naming the column when
+    the id or target column the spec gives is not in it. A non-UTF-8 file is read as Latin-1 and
+    noted in ``problems``. The one reader of the template: the manifest's and the submission's.
+    """
+    s = spec.sample_submission
+    if s is None:
+        return None
+    root = Path(root)
+    template = read_csv_checked(root / s.csv, [] if problems is None else problems, root=root, dtype=str,
+                                keep_default_na=False)
+    for role, col in (("id_column", s.id_column), ("target_column", s.target_column)):
+        if col not in template.columns:
+            raise DatasetError(
+                f"Sample submission {s.csv!r} (in {str(root)!r}) has no {role} {col!r}; its columns are "
+                f"{list(template.columns)}. Set sample_submission.{role} in the dataset spec."
+            )
+    return template
+
+
 def _load_test(spec: DatasetSpec, root: Path, problems: list[Problem], classes: list[str]) -> pd.DataFrame:
-    template = None
-    if spec.sample_submission is not None:
+    template = read_sample_submission(spec, root, problems)
+    if template is not None:
         s = spec.sample_submission
-        template = read_csv_checked(root / s.csv, problems, root=root, dtype=str)
-        for role, col in (("id_column", s.id_column), ("target_column", s.target_column)):
-            if col not in template.columns:
-                raise DatasetError(
-                    f"Sample submission {s.csv!r} has no {role} {col!r}; its columns are {list(template.columns)}. "
-                    f"Set sample_submission.{role} in the dataset spec."
-                )
-        targets = {str(v) for v in template[s.target_column].dropna()}
+        targets = {v for v in template[s.target_column] if v != ""}
         unknown = sorted(targets - set(classes))
         # A template full of one placeholder value (often the first class or 0) is normal; only
         # labels that are neither a class nor a class index are worth a word.
@@ -376,7 +392,7 @@ def _load_test(spec: DatasetSpec, root: Path, problems: list[Problem], classes: 
     stems = [str(Path(r).with_suffix("")) for r in rel]
     ids = stems
     if template is not None:
-        tids = set(template[spec.sample_submission.id_column].astype(str))
+        tids = {t for t in template[spec.sample_submission.id_column] if t != ""}
         # The template decides whether ids carry the file extension.
         if len(tids & set(rel)) > len(tids & set(stems)):
             ids = rel
