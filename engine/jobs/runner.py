@@ -23,6 +23,7 @@ takes more folds.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import logging
@@ -70,6 +71,7 @@ class StopFlag:
         if threading.current_thread() is not threading.main_thread():
             return
         signals = [signal.SIGTERM] + ([signal.SIGINT] if sigint else [])
+        self._owner = os.getpid()
         for sig in signals:
             self._previous[sig] = signal.signal(sig, self._handle)
 
@@ -79,6 +81,8 @@ class StopFlag:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
+        if os.getpid() != getattr(self, "_owner", os.getpid()):
+            return  # a forked DataLoader worker: Ctrl-C reaches the whole group; the training process decides
         if signum == signal.SIGINT and self():
             raise KeyboardInterrupt  # a second Ctrl-C: stop now, not at the next batch
         self.set("interrupted (Ctrl-C)" if signum == signal.SIGINT else "cancel requested (SIGTERM)")
@@ -143,7 +147,10 @@ def error_text(exc: BaseException, run_dir: Path) -> str:
     else:
         head = traceback.format_exception_only(type(exc), exc)[-1].strip()
     text = f"{type(exc).__name__} {exc}".lower()
-    if "out of memory" in text:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = (f"the disk is full: free disk space where the run directory lies ({run_dir.parent}), then resume the "
+                "run (finished folds are kept)")
+    elif "out of memory" in text:
         hint = "the batch does not fit in memory: lower train.batch_size (or image_size), then resume the run"
     elif isinstance(exc, (FileNotFoundError, PermissionError)):
         hint = "a file the run needs cannot be read: check the dataset and weights paths, then resume the run"

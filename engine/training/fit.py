@@ -141,7 +141,7 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
     store.drop_fold_metrics(ctx.run_dir, fold)
     store.update_fold_status(ctx.run_dir, fold, state="running", epoch=0, epochs=cfg.train.epochs, batch=0,
                              batches=0, best_metric=None, best_epoch=None, monitor=cfg.train.monitor, phase="train",
-                             skipped_images=[])
+                             skipped_images=[], error=None)
     seed_everything(fold_seed(cfg, fold), deterministic=cfg.train.deterministic, device=ctx.device)
     parts = build_fold_parts(ctx, fold)
     state = FoldState(fold=fold)
@@ -149,11 +149,19 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
         fit_epochs(ctx, parts, state, progress, should_stop)
         finish_fold(ctx, parts, state, progress, should_stop)
     except Cancelled:
-        store.update_fold_status(ctx.run_dir, fold, state="cancelled")
+        _mark_fold(ctx, fold, state="cancelled")
         raise
-    except BaseException:
-        store.update_fold_status(ctx.run_dir, fold, state="failed")
+    except BaseException as e:
+        _mark_fold(ctx, fold, state="failed", error=f"{type(e).__name__}: {e}")
         raise
+
+
+def _mark_fold(ctx: RunContext, fold: int, **fields: Any) -> None:
+    """Record how a fold ended; when even status.json cannot be written (a full disk) the fold's own error wins."""
+    try:
+        store.update_fold_status(ctx.run_dir, fold, **fields)
+    except OSError as e:
+        log.error("fold %d: could not record %s in status.json (%s)", fold, fields, e)
 
 
 def seed_everything(seed: int, *, deterministic: bool, device: torch.device) -> None:
