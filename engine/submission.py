@@ -26,7 +26,7 @@ from engine.analysis.load import PredictionSet, RunInfo, load_predictions, open_
 from engine.analysis.metrics import score
 from engine.analysis.tta import check_tta_mode
 from engine.analysis.voting import check_voting, combine
-from engine.errors import AnalysisError, DatasetError
+from engine.errors import AnalysisError
 from engine.io import atomic_write_text
 from engine.runs import predictions_path
 from engine.workspace import resolve_workspace
@@ -73,6 +73,7 @@ def _check_test_files(runs: list[RunInfo], folds: list[int]) -> None:
 
 def _template(runs: list[RunInfo]) -> tuple[pd.DataFrame | None, str, str, str | None]:
     """(template frame or None, id column, target column, template path) from the runs' dataset spec."""
+    from engine.data.manifest import read_sample_submission
     from engine.data.spec import read_spec
 
     datasets = {r.dataset for r in runs}
@@ -84,15 +85,8 @@ def _template(runs: list[RunInfo]) -> tuple[pd.DataFrame | None, str, str, str |
     if spec.sample_submission is None:
         return None, "id", "label", None
     path = spec_path.parent / spec.sample_submission.csv
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (OSError, pd.errors.ParserError) as e:
-        raise DatasetError(f"Sample submission {str(path)!r} cannot be read: {e}") from None
+    frame = read_sample_submission(spec, spec_path.parent)
     s = spec.sample_submission
-    for role, col in (("id_column", s.id_column), ("target_column", s.target_column)):
-        if col not in frame.columns:
-            raise DatasetError(f"Sample submission {str(path)!r} has no {role} {col!r}; its columns are "
-                               f"{list(frame.columns)}.")
     return frame, s.id_column, s.target_column, str(path)
 
 

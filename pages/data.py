@@ -6,6 +6,7 @@ open tab is computed on a rerun, and the gallery is a fragment.
 
 import streamlit as st
 
+from engine.data.manifest import label_source_text
 from studio import loaders, state
 from studio.widgets import eda
 from studio.widgets.common import require_dataset
@@ -14,6 +15,7 @@ from studio.widgets.gallery import gallery
 dataset = require_dataset()
 st.title("Data")
 st.caption(f"**{dataset.name}** · `{dataset.spec_path or dataset.root}`")
+st.caption(label_source_text(dataset.label_source()))
 
 token = loaders.scan_token(state.dataset_path(), state.workspace())
 scan = eda.scan_or_stop(dataset, token)

@@ -6,8 +6,10 @@ that polls the run directories every few seconds only while a job is queued or r
 
 import streamlit as st
 
+from engine.data.exclusions import exclusion_note
 from engine.errors import EngineError
 from engine.jobs import create_launcher, launch_training, list_devices
+from engine.training.config import read_run_config
 from studio import loaders, run_loaders, state
 from studio.widgets import jobs
 from studio.widgets.common import require_dataset
@@ -29,6 +31,8 @@ else:
         st.session_state[state.TRAIN_SELECTED_RUN] = run_dirs[0].name
         st.success(f"Launched {len(run_dirs)} run(s): " + ", ".join(d.name for d in run_dirs)
                    + (" — a study sharing one split." if len(run_dirs) > 1 else "."))
+        if note := exclusion_note(read_run_config(run_dirs[0]).excluded):
+            st.warning(note)
 
 # Only whether a job is live decides the polling; the fragment reads the full table itself.
 active = bool(loaders.active_jobs(workspace))

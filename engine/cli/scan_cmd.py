@@ -61,7 +61,7 @@ def _scan(args) -> int:
     dataset = open_dataset(args.dataset)
     result = scan_dataset(dataset, workspace=args.workspace, workers=args.workers, progress=_progress_bar())
     if args.folds is not None:
-        result.problems.extend(dataset.check_folds(args.folds))
+        result.problems.extend(p for p in dataset.check_folds(args.folds) if p not in result.problems)
     summary = summarize(dataset, result, seconds=time.perf_counter() - started)
     sys.stdout.reconfigure(errors="backslashreplace")
     if args.json:
@@ -111,6 +111,7 @@ def summarize(dataset, result, *, seconds: float) -> dict:
         "root": str(dataset.root),
         "spec": str(dataset.spec_path) if dataset.spec_path else None,
         "layout": dataset.spec.layout,
+        "label": dataset.label_source(),
         "num_images": int(len(dataset.manifest)),
         "num_test_images": int(len(dataset.test_manifest)),
         "num_classes": int(dataset.num_classes),
@@ -138,12 +139,15 @@ def _fmt_range(r: dict | None, unit: str = "") -> str:
 
 def format_summary(s: dict) -> str:
     """The text report of :func:`summarize`'s data."""
+    from engine.data.manifest import label_source_text
+
     counts = s["class_counts"]
     shown = list(counts.items())[:30]
     ratio = "infinite (a class has no image)" if s["imbalance_ratio"] is None else f"{s['imbalance_ratio']:.2f}"
     lines = [
         f"Dataset {s['name']!r} ({s['layout']} layout) in {s['root']}",
         f"Images: {s['num_images']:,} training in {s['num_classes']} classes, {s['num_test_images']:,} test",
+        label_source_text(s["label"]),
         "Class counts: " + ", ".join(f"{k}: {v:,}" for k, v in shown)
         + (f", ... ({len(counts) - len(shown)} more)" if len(counts) > len(shown) else ""),
         f"Imbalance ratio (largest / smallest class): {ratio}",

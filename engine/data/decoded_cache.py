@@ -220,10 +220,15 @@ class DecodedImageCache:
         return DecodedImageCache(self.store, [self.paths[i] for i in at], self._offsets[at], self._shapes[at],
                                  self.stored_size, decoded=self.decoded, reused=self.reused)
 
+    def unreadable_paths(self) -> list[str]:
+        """Images the build could not decode: each is decoded again when read (and skipped by training)."""
+        return [self.paths[i] for i in np.flatnonzero(self._shapes[:, 0] == 0)]
+
     def summary(self) -> dict[str, Any]:
         """For status.json: what the build that opened it did, and where the store is."""
         return {"cached": True, "images": len(self), "stored_size": self.stored_size, "decoded": self.decoded,
-                "reused": self.reused, "bytes": self.nbytes, "store": str(self.store)}
+                "reused": self.reused, "unreadable": len(self.unreadable_paths()), "bytes": self.nbytes,
+                "store": str(self.store)}
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -534,17 +539,20 @@ def _write_store(key_dir: Path, old_store: Path | None, index, n_kept: int, stor
             at = [r for r, _ in done]
             index.loc[at, "height"] = [h for _, (h, _) in done]
             index.loc[at, "width"] = [w for _, (_, w) in done]
-        failed = int((new["nbytes"] == 0).sum()) + len(errors)
+        decoded = index.iloc[n_kept:]
+        failed = decoded.loc[decoded["height"] == 0, "path"].tolist()  # header unreadable, or the decode failed
         if failed:
-            log.warning("Decoded-image cache: %d image(s) could not be decoded and will fail when read, e.g. %s",
-                        failed, errors[0] if errors else "an image whose header cannot be read")
+            log.warning("Decoded-image cache: %d image(s) could not be decoded; training skips them when it reads "
+                        "them: %s%s. First error: %s", len(failed), ", ".join(failed[:20]),
+                        f" and {len(failed) - 20} more" if len(failed) > 20 else "",
+                        errors[0] if errors else "the file's header cannot be read")
         index.drop(columns=["old_offset"], errors="ignore").to_parquet(tmp / INDEX_FILE, index=False)
         store = key_dir / f"store-{store_id}"
         os.replace(tmp, store)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return store, failed
+    return store, len(failed)
 
 
 def _decode_into(pixels: Path, todo: list[tuple[str, int, int]], stored_size: int, workers: int,

@@ -309,6 +309,25 @@ def _conflicts(rows: _Rows, train: np.ndarray) -> list[Problem]:
     )]
 
 
+def corrupt_problems(scan_table: pd.DataFrame) -> list[Problem]:
+    """A ``corrupt`` problem for every row of the scan table whose ``error`` is set (unreadable, truncated, gone)."""
+    table = _with_defaults(scan_table)
+    return _corrupt_problems(table, _Rows(table))
+
+
+def _corrupt_problems(table: pd.DataFrame, rows: _Rows) -> list[Problem]:
+    error = table["error"]
+    return [Problem("corrupt", str(rows.path[k]), f"{rows.Who(k)} {error.iat[k]}; remove it or replace it with a "
+                    "good copy.") for k in np.flatnonzero(error.notna().to_numpy())]
+
+
+def _with_defaults(scan_table: pd.DataFrame) -> pd.DataFrame:
+    """The table with ``split`` / ``sample_id`` / ``label`` filled in when a bare file scan lacks them."""
+    table = scan_table.reset_index(drop=True)
+    defaults = {"split": "train", "sample_id": table["path"], "label": None}
+    return table.assign(**{c: v for c, v in defaults.items() if c not in table.columns})
+
+
 def find_problems(scan_table: pd.DataFrame, *, tiny_side: int = 16, max_aspect: float = 4.0,
                   near_duplicate_distance: int = 4) -> list[Problem]:
     """Every problem the scan table shows, each naming the image (``path`` as in the table) and what to do.
@@ -321,15 +340,10 @@ def find_problems(scan_table: pd.DataFrame, *, tiny_side: int = 16, max_aspect: 
     grayscale). Duplicates are grouped (same bytes, or hashes linked by near pairs): every member after the
     first names its closest earlier member, and a test image its closest training image.
     """
-    table = scan_table.reset_index(drop=True)
-    defaults = {"split": "train", "sample_id": table["path"], "label": None}
-    table = table.assign(**{c: v for c, v in defaults.items() if c not in table.columns})
+    table = _with_defaults(scan_table)
     rows = _Rows(table)
-    problems: list[Problem] = []
+    problems = _corrupt_problems(table, rows)
     error = table["error"]
-    for k in np.flatnonzero(error.notna().to_numpy()):
-        problems.append(Problem("corrupt", str(rows.path[k]), f"{rows.Who(k)} {error.iat[k]}; remove it or replace "
-                                "it with a good copy."))
     problems += _duplicate_problems(table, near_duplicate_distance)
 
     width = pd.to_numeric(table["width"], errors="coerce").astype(float).to_numpy()

@@ -48,6 +48,8 @@ class Dataset:
     test_manifest: pd.DataFrame
     metadata_columns: list[str] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
+    # Training images left out of ``manifest`` because the scan could not read them (engine.data.exclusions).
+    excluded: list[dict[str, str]] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -57,23 +59,54 @@ class Dataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def label_source(self) -> dict[str, str | None]:
+        """Where the labels come from: ``column`` (None for the folder layout) and ``reason`` (a sentence)."""
+        if self.spec.layout == "folder":
+            return {"column": None, "reason": "the name of each image's class sub-folder"}
+        column = self.spec.train.label_column
+        found = (self.spec.detected or {}).get("label_column")
+        if found is not None and found.column == column:
+            return {"column": column, "reason": f"chosen by layout detection: {found.reason}"}
+        return {"column": column, "reason": "named in the dataset spec (train.label_column)"}
+
     def class_counts(self) -> pd.Series:
         """Images per class, in class order (classes with no image count 0)."""
         return self.manifest["label"].value_counts().reindex(self.classes, fill_value=0)
 
     def check_folds(self, k: int) -> list[Problem]:
-        """Problems for classes with fewer images than ``k`` folds (each names the class and count)."""
-        counts = self.class_counts()
-        return [
-            Problem(
-                "small_class",
-                str(label),
-                f"Class {label!r} has {int(n)} image(s), fewer than the {k} folds asked for; "
-                f"add images, merge the class, or use at most {int(counts.min())} folds.",
-            )
-            for label, n in counts.items()
-            if n < k
-        ]
+        """:func:`class_problems` of the class counts for ``k`` folds: one class only, classes smaller than ``k``."""
+        return class_problems(self.class_counts(), k)
+
+
+def label_source_text(source: dict[str, str | None]) -> str:
+    """:meth:`Dataset.label_source` as one line: ``Labels: column 'species', chosen by layout detection: ...``."""
+    column = f"column {source['column']!r}, " if source["column"] else ""
+    return f"Labels: {column}{source['reason']}."
+
+
+def class_problems(counts: pd.Series, k: int | None = None, *, unit: str = "image(s)",
+                   stage: str = "") -> list[Problem]:
+    """What makes a class make-up untrainable, as problems naming the classes.
+
+    ``counts``: images (or groups) per class, indexed by class (zeros included). ``one_class``
+    when fewer than two classes have any; with ``k``, ``small_class`` for each class with fewer
+    than ``k`` (K-fold needs one per fold). ``stage`` ends the sentence's subject (" after the
+    holdout"). The one check behind the scan's problems and the refusal of a run's split.
+    """
+    problems = []
+    present = [str(c) for c, n in counts.items() if n > 0]
+    if len(present) < 2:
+        names = f"only class {present[0]!r}" if present else "no class"
+        problems.append(Problem("one_class", present[0] if present else "", f"The dataset has {names} with {unit}"
+                                f"{stage}; a classifier needs at least two classes. Add images of another class (one "
+                                "sub-folder per class, or another label value in the CSV)."))
+    if k is not None:
+        most = int(counts.min()) if len(counts) else 0
+        fewer = f", or use at most {most} folds" if most >= 2 else ""
+        problems += [Problem("small_class", str(label), f"Class {label!r} has {int(n)} {unit}{stage}, fewer than the "
+                             f"{k} folds asked for; add images or merge the class{fewer}.")
+                     for label, n in counts.items() if n < k]
+    return problems
 
 
 def natural_class_order(labels) -> list[str]:
@@ -103,8 +136,44 @@ def _inside(path: Path, root: Path) -> bool:
     return norm == root_norm or root_norm in norm.parents
 
 
-def list_image_files(folder: Path, problems: list[Problem], *, root: Path) -> list[Path]:
-    """Image files under ``folder`` (recursive, sorted); non-images and undecodable names become problems."""
+class LinkCheck:
+    """Where a path really lies once symbolic links are resolved, and whether that is outside ``root``.
+
+    Cheap on big datasets: ``realpath`` once per folder (cached), one ``lstat`` per file.
+    """
+
+    def __init__(self, root: Path, *, follow: bool = False):
+        self.root = Path(root)
+        self.follow = follow
+        self._root_real = os.path.realpath(root)
+        self._folders: dict[str, str] = {}
+
+    def target_outside(self, path: Path) -> str | None:
+        """The resolved path when ``path`` leads outside the root through a link; None when it stays inside."""
+        text = os.fspath(path)
+        folder = os.path.dirname(text)
+        real_folder = self._folders.get(folder)
+        if real_folder is None:
+            real_folder = self._folders[folder] = os.path.realpath(folder)
+        real = os.path.realpath(text) if os.path.islink(text) else os.path.join(real_folder, os.path.basename(text))
+        inside = real == self._root_real or real.startswith(self._root_real.rstrip(os.sep) + os.sep)
+        return None if inside else real
+
+    def problem(self, path: Path, shown: str, where: str = "") -> Problem | None:
+        """An ``outside_root`` problem for a path whose link leaves the root (unless links are followed)."""
+        target = None if self.follow else self.target_outside(path)
+        if target is None:
+            return None
+        return Problem("outside_root", shown, f"{where}{shown!r} is a symbolic link (or lies in a linked folder) "
+                       f"pointing to {target!r}, outside the dataset folder {str(self.root)!r}; it was skipped. Copy "
+                       "the image into the dataset folder, or set 'follow_links_outside_root: true' in dataset.yaml "
+                       "if the dataset is linked on purpose.")
+
+
+def list_image_files(folder: Path, problems: list[Problem], *, root: Path, links: LinkCheck | None = None) -> list[Path]:
+    """Image files under ``folder`` (recursive, sorted); non-images, undecodable names and (unless
+    ``links`` follows them) links leading outside ``root`` become problems."""
+    links = links or LinkCheck(root)
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -127,6 +196,8 @@ def list_image_files(folder: Path, problems: list[Problem], *, root: Path) -> li
                 own_file = Path(dirpath) == root and p.suffix.lower() in _DATASET_FILE_SUFFIXES
                 if not own_file and fn not in _SYSTEM_FILES:
                     problems.append(Problem("not_image", rel, f"{rel!r} is not an image file and was skipped."))
+            elif (escaped := links.problem(p, rel)) is not None:
+                problems.append(escaped)
             else:
                 found.append(p)
     return found
@@ -187,12 +258,13 @@ def _load_folder_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) 
                         "class sub-folder, and was skipped.")
             )
     rows = []
+    links = LinkCheck(root, follow=spec.follow_links_outside_root)
     for d in class_dirs:
         if not _is_valid_utf8(d.name):
             problems.append(Problem("odd_filename", _printable(_rel(d, root)),
                                     "Class folder name is not valid UTF-8 and was skipped; rename it."))
             continue
-        for p in list_image_files(d, problems, root=root):
+        for p in list_image_files(d, problems, root=root, links=links):
             rows.append({"sample_id": _rel(p, images_dir), "path": str(p), "label": d.name, "group": None})
     return pd.DataFrame(rows, columns=["sample_id", "path", "label", "group"]), []
 
@@ -223,6 +295,7 @@ def _load_csv_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) -> 
             "rename them in the CSV or leave them out with train.metadata_columns."
         )
     images_dir = root / t.images
+    links = LinkCheck(root, follow=spec.follow_links_outside_root)
     keep = []
     paths = []
     for i, (raw_path, label) in enumerate(zip(frame[t.path_column], frame[t.label_column], strict=True)):
@@ -237,6 +310,9 @@ def _load_csv_layout(spec: DatasetSpec, root: Path, problems: list[Problem]) -> 
         if not _inside(p, root):
             problems.append(Problem("outside_root", str(raw_path), f"Row {line} of {t.csv!r}: path {raw_path!r} points outside "
                                     f"the dataset folder {str(root)!r} and was rejected; copy the image inside it."))
+            continue
+        if (escaped := links.problem(p, str(raw_path), f"Row {line} of {t.csv!r}: ")) is not None:
+            problems.append(escaped)
             continue
         if not is_image_path(p):
             problems.append(Problem("not_image", str(raw_path), f"Row {line} of {t.csv!r}: {raw_path!r} is not an image file; skipped."))
@@ -269,18 +345,34 @@ def _drop_duplicate_ids(manifest: pd.DataFrame, problems: list[Problem], what: s
     return manifest.loc[~dup].reset_index(drop=True)
 
 
+def read_sample_submission(spec: DatasetSpec, root: str | Path,
+                           problems: list[Problem] | None = None) -> pd.DataFrame | None:
+    """The spec's sample-submission template (None when it has none), every cell text ("" when empty).
+
+    Raises :class:`DatasetError` naming the file when it cannot be read, or naming the column when
+    the id or target column the spec gives is not in it. A non-UTF-8 file is read as Latin-1 and
+    noted in ``problems``. The one reader of the template: the manifest's and the submission's.
+    """
+    s = spec.sample_submission
+    if s is None:
+        return None
+    root = Path(root)
+    template = read_csv_checked(root / s.csv, [] if problems is None else problems, root=root, dtype=str,
+                                keep_default_na=False)
+    for role, col in (("id_column", s.id_column), ("target_column", s.target_column)):
+        if col not in template.columns:
+            raise DatasetError(
+                f"Sample submission {s.csv!r} (in {str(root)!r}) has no {role} {col!r}; its columns are "
+                f"{list(template.columns)}. Set sample_submission.{role} in the dataset spec."
+            )
+    return template
+
+
 def _load_test(spec: DatasetSpec, root: Path, problems: list[Problem], classes: list[str]) -> pd.DataFrame:
-    template = None
-    if spec.sample_submission is not None:
+    template = read_sample_submission(spec, root, problems)
+    if template is not None:
         s = spec.sample_submission
-        template = read_csv_checked(root / s.csv, problems, root=root, dtype=str)
-        for role, col in (("id_column", s.id_column), ("target_column", s.target_column)):
-            if col not in template.columns:
-                raise DatasetError(
-                    f"Sample submission {s.csv!r} has no {role} {col!r}; its columns are {list(template.columns)}. "
-                    f"Set sample_submission.{role} in the dataset spec."
-                )
-        targets = {str(v) for v in template[s.target_column].dropna()}
+        targets = {v for v in template[s.target_column] if v != ""}
         unknown = sorted(targets - set(classes))
         # A template full of one placeholder value (often the first class or 0) is normal; only
         # labels that are neither a class nor a class index are worth a word.
@@ -294,12 +386,13 @@ def _load_test(spec: DatasetSpec, root: Path, problems: list[Problem], classes: 
     test_dir = root / spec.test.images
     if not test_dir.is_dir():
         raise DatasetError(f"Test image folder {str(test_dir)!r} does not exist (test.images in the spec).")
-    files = list_image_files(test_dir, problems, root=root)
+    files = list_image_files(test_dir, problems, root=root,
+                             links=LinkCheck(root, follow=spec.follow_links_outside_root))
     rel = [_rel(p, test_dir) for p in files]
     stems = [str(Path(r).with_suffix("")) for r in rel]
     ids = stems
     if template is not None:
-        tids = set(template[spec.sample_submission.id_column].astype(str))
+        tids = {t for t in template[spec.sample_submission.id_column] if t != ""}
         # The template decides whether ids carry the file extension.
         if len(tids & set(rel)) > len(tids & set(stems)):
             ids = rel
@@ -329,6 +422,7 @@ def load_dataset(spec: DatasetSpec, root: str | Path, *, spec_path: str | Path |
         )
     classes = natural_class_order(manifest["label"])
     manifest.insert(3, "label_index", manifest["label"].map({c: i for i, c in enumerate(classes)}).astype("int64"))
+    problems += class_problems(manifest["label"].value_counts())
     manifest["group"] = manifest["group"].astype(object)
     test = _load_test(spec, root, problems, classes)
     return Dataset(

@@ -47,6 +47,7 @@ PROBLEM_KINDS = {
     "extreme_aspect": "an image with an extreme aspect ratio",
     "odd_mode": "an image in an unusual mode (16-bit, CMYK, palette, alpha...)",
     "small_class": "a class with fewer images than the number of folds",
+    "one_class": "fewer than two classes have images (nothing to classify)",
 }
 
 
@@ -65,6 +66,7 @@ PROBLEM_SEVERITY = {
     "missing": "must_fix",
     "outside_root": "must_fix",
     "missing_test_image": "must_fix",
+    "one_class": "must_fix",
     "odd_mode": "note",
 }
 

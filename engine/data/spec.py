@@ -49,6 +49,11 @@ class SubmissionSpec(_Strict):
     target_column: str = Field("label", description="Template column the prediction goes in.")
 
 
+class DetectedColumn(_Strict):
+    column: str = Field(..., description="The column layout detection chose.")
+    reason: str = Field(..., description="Why it chose it.")
+
+
 class DatasetSpec(_Strict):
     """A dataset description. ``root`` (the spec file's folder) is set on load, not saved."""
 
@@ -58,6 +63,12 @@ class DatasetSpec(_Strict):
     train: TrainSpec
     test: TestSpec | None = None
     sample_submission: SubmissionSpec | None = None
+    detected: dict[str, DetectedColumn] | None = Field(
+        None, description="Written by layout detection: for each train.*_column it set, the column and why "
+                          "(informational; shown only while the column above still names it).")
+    follow_links_outside_root: bool = Field(
+        False, description="Read images that are symbolic links (or lie in linked folders) pointing outside the "
+                           "spec's folder; off: they are skipped as 'outside_root' problems.")
 
     @model_validator(mode="after")
     def _csv_fields(self) -> DatasetSpec:

@@ -102,6 +102,7 @@ class StopFlag:
         if threading.current_thread() is not threading.main_thread():
             return
         signals = [signal.SIGTERM] + ([signal.SIGINT] if sigint else [])
+        self._owner = os.getpid()
         for sig in signals:
             self._previous[sig] = signal.signal(sig, self._handle)
 
@@ -111,6 +112,8 @@ class StopFlag:
         self._previous.clear()
 
     def _handle(self, signum, frame) -> None:
+        if os.getpid() != getattr(self, "_owner", os.getpid()):
+            return  # a forked DataLoader worker: Ctrl-C reaches the whole group; the training process decides
         if signum == signal.SIGINT and self():
             raise KeyboardInterrupt  # a second Ctrl-C: stop now, not at the next batch
         self.set("interrupted (Ctrl-C)" if signum == signal.SIGINT else "cancel requested (SIGTERM)")

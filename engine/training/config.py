@@ -155,6 +155,9 @@ class RunConfig(_Strict):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = 0
     classes: list[str] | None = Field(None, description="Filled when the run is created: the class order of logits.")
+    excluded: list[dict[str, str]] = Field(
+        default_factory=list, description="Filled when the run is created: training images left out because the "
+                                          "scan could not read them (sample_id, path, reason).")
 
     @field_validator("tta_views")
     @classmethod

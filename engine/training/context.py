@@ -127,7 +127,8 @@ class RunContext:
         else:
             images = self.open_images()
             source = images.select([self._image_rows[os.path.abspath(p)] for p in paths])
-        return AugmentedImages(source, labels, self.image_size, pipeline=pipeline, seed=seed)
+        return AugmentedImages(source, labels, self.image_size, pipeline=pipeline, seed=seed,
+                               on_unreadable="substitute" if train else "blank")
 
 
 def build_context(run_dir: str | Path, device: str | None = None, *,

@@ -40,7 +40,8 @@ def _resolve_config(cfg, dataset):
     spec_path = dataset.spec_path or Path(cfg.dataset)
     model = cfg.model.model_copy(update={"weights_source": resolve_weights(cfg.model)})
     return cfg.model_copy(update={"dataset": str(Path(spec_path).absolute()), "classes": list(dataset.classes),
-                                  "image_size": image_size, "augment": augment, "model": model})
+                                  "image_size": image_size, "augment": augment, "model": model,
+                                  "excluded": list(dataset.excluded)})
 
 
 def _check_one_split(configs) -> None:
@@ -69,13 +70,14 @@ def create_runs(configs: Sequence[RunConfig], workspace: str | Path | None = Non
     Nothing is written unless every config passes. With more than one config the runs form a study,
     recorded in ``workspace/studies/<study_id>.yaml`` (members and varied fields).
     """
+    from engine.data.exclusions import drop_unreadable_images
     from engine.training.splits import make_split
 
     configs = list(configs)
     if not configs:
         raise ConfigError("create_runs needs at least one run config.")
     _check_one_split(configs)
-    dataset = _open_dataset(configs[0].dataset)
+    dataset = drop_unreadable_images(_open_dataset(configs[0].dataset), workspace=workspace)
     for cfg in configs:
         validate_against_dataset(cfg, dataset)
     resolved = [_resolve_config(cfg, dataset) for cfg in configs]

@@ -24,10 +24,12 @@ p=0.5 would always fire together).
 
 from __future__ import annotations
 
+import logging
+import os
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -35,6 +37,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset, get_worker_info
 
 from engine.data.images import load_rgb
+from engine.errors import DatasetError
+
+log = logging.getLogger(__name__)
+
+SUBSTITUTE_TRIES = 16  # training: other images tried in place of an unreadable one before giving up
+MAX_UNREADABLE_SHARE = 0.5  # above this share of unreadable images a fold stops: the folder is likely gone
 
 
 class FileImageSource:
@@ -116,9 +124,21 @@ class AugmentedImages(Dataset):
 
     ``pipeline`` is an albumentations transform or None (resize only: validation and prediction).
     Call :meth:`set_epoch` before each epoch; workers reseed in :func:`worker_init`.
+
+    An image that cannot be decoded (:class:`DatasetError` from the source: a file truncated or
+    removed after the scan) does not stop the loader. It is flagged in shared memory, so the main
+    process sees what the workers met (:meth:`unreadable_paths`), logged once, and replaced:
+    ``on_unreadable="substitute"`` (training) yields another image of the set with its label
+    instead; ``"blank"`` (validation, prediction: one row per sample is needed) yields a black
+    image, whose logits :func:`blank_unreadable` then sets to zero (a uniform "no opinion").
     """
 
-    def __init__(self, source, labels: Sequence[int] | None, image_size: int, *, pipeline=None, seed: int = 0):
+    def __init__(self, source, labels: Sequence[int] | None, image_size: int, *, pipeline=None, seed: int = 0,
+                 on_unreadable: Literal["substitute", "blank"] = "blank"):
+        if on_unreadable not in ("substitute", "blank"):
+            raise ValueError(f"on_unreadable must be 'substitute' or 'blank', got {on_unreadable!r}")
+        self.on_unreadable = on_unreadable
+        self._unreadable = torch.zeros(len(source), dtype=torch.bool).share_memory_()
         self.source = source
         self.labels = np.full(len(source), -1, dtype=np.int64) if labels is None else np.asarray(labels, dtype=np.int64)
         if len(self.labels) != len(source):
@@ -152,7 +172,80 @@ class AugmentedImages(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         if self._seeded_epoch != self.epoch:  # a persistent worker meeting a new epoch
             self.reseed(self._worker_id)
-        return to_chw(self.source[index], self.image_size, self.pipeline), int(self.labels[index])
+        try:
+            image = self.source[index]
+        except DatasetError as e:
+            self._flag_unreadable(index, e)
+            if self.on_unreadable == "substitute":
+                index, image = self._substitute(index, e)
+            else:
+                image = np.zeros((self.image_size, self.image_size, 3), dtype=np.uint8)
+        return to_chw(image, self.image_size, self.pipeline), int(self.labels[index])
+
+    def _flag_unreadable(self, index: int, error: Exception) -> None:
+        if not bool(self._unreadable[index]):
+            self._unreadable[index] = True
+            log.warning("Skipping an unreadable image (the fold goes on): %s", error)
+
+    def _substitute(self, index: int, error: Exception) -> tuple[int, np.ndarray]:
+        """(index, image) of another image of the set in place of ``index``: the next readable one, wrapping around."""
+        n = len(self)
+        for step in range(1, min(SUBSTITUTE_TRIES, n - 1) + 1):
+            other = (index + step) % n
+            if bool(self._unreadable[other]):
+                continue
+            try:
+                return other, self.source[other]
+            except DatasetError as e:
+                self._flag_unreadable(other, e)
+        raise DatasetError(f"Image {self._path(index)!r} and the {min(SUBSTITUTE_TRIES, n - 1)} image(s) after it "
+                           f"cannot be read ({error}); is the dataset folder still there?") from error
+
+    def _path(self, index: int) -> str:
+        paths = getattr(self.source, "paths", None)
+        return str(paths[index]) if paths is not None else f"image #{index}"
+
+    def unreadable_indices(self) -> np.ndarray:
+        """Indices of the images that could not be read so far, in this process or any loader worker."""
+        return np.flatnonzero(self._unreadable.numpy())
+
+    def unreadable_paths(self) -> list[str]:
+        """Paths (as the source names them) of the images that could not be read so far."""
+        return [self._path(i) for i in self.unreadable_indices()]
+
+
+def blank_unreadable(logits_by_view: dict[str, np.ndarray], dataset: AugmentedImages) -> dict[str, np.ndarray]:
+    """Zero the logits (every view) of the rows whose image could not be read: uniform, not a guess from black."""
+    bad = dataset.unreadable_indices()
+    if len(bad):
+        for logits in logits_by_view.values():
+            logits[bad] = 0.0
+    return logits_by_view
+
+
+def record_unreadable(run_dir: str | os.PathLike, fold: int, *datasets: AugmentedImages) -> None:
+    """Add the images these datasets skipped to the fold's ``skipped_images`` (status.json) and log them.
+
+    Raises :class:`DatasetError` when more than :data:`MAX_UNREADABLE_SHARE` of a dataset's images
+    (and more than one) could not be read: then the dataset folder is gone, not one file.
+    """
+    from engine.runs import store
+
+    for data in datasets:
+        bad = data.unreadable_paths()
+        if len(bad) > 1 and len(bad) > MAX_UNREADABLE_SHARE * len(data):
+            raise DatasetError(f"{len(bad)} of {len(data)} images of fold {fold} cannot be read (e.g. {bad[0]!r}); "
+                               "is the dataset folder still there? Fix it, then resume the run.")
+    paths = list(dict.fromkeys(p for data in datasets for p in data.unreadable_paths()))
+    if not paths:
+        return
+    fold_status = (store.read_status(run_dir).get("folds") or {}).get(str(int(fold))) or {}
+    known = list(fold_status.get("skipped_images") or [])
+    new = [p for p in paths if p not in known]
+    if new:
+        log.warning("fold %d: skipped %d image(s) that could not be read: %s", fold, len(new), ", ".join(new[:20])
+                    + (f" and {len(new) - 20} more" if len(new) > 20 else ""))
+        store.update_fold_status(run_dir, fold, skipped_images=known + new)
 
 
 def worker_init(worker_id: int) -> None:

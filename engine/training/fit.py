@@ -28,7 +28,7 @@ import torch
 
 import engine.runs as store
 from engine.training.context import RunContext, build_context, fold_seed
-from engine.training.data import AugmentedImages, make_loader
+from engine.training.data import AugmentedImages, blank_unreadable, make_loader, record_unreadable
 from engine.training.loop import (
     Cancelled,
     EpochResult,
@@ -156,7 +156,8 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
     cfg = ctx.cfg
     store.drop_fold_metrics(ctx.run_dir, fold)
     store.update_fold_status(ctx.run_dir, fold, state="running", epoch=0, epochs=cfg.train.epochs, batch=0,
-                             batches=0, best_metric=None, best_epoch=None, monitor=cfg.train.monitor, phase="train")
+                             batches=0, best_metric=None, best_epoch=None, monitor=cfg.train.monitor, phase="train",
+                             skipped_images=[], error=None)
     seed_everything(fold_seed(cfg, fold), deterministic=cfg.train.deterministic, device=ctx.device)
     parts = build_fold_parts(ctx, fold)
     state = FoldState(fold=fold)
@@ -164,11 +165,19 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
         fit_epochs(ctx, parts, state, progress, should_stop)
         finish_fold(ctx, parts, state, progress, should_stop)
     except Cancelled:
-        store.update_fold_status(ctx.run_dir, fold, state="cancelled")
+        _mark_fold(ctx, fold, state="cancelled")
         raise
-    except BaseException:
-        store.update_fold_status(ctx.run_dir, fold, state="failed")
+    except BaseException as e:
+        _mark_fold(ctx, fold, state="failed", error=f"{type(e).__name__}: {e}")
         raise
+
+
+def _mark_fold(ctx: RunContext, fold: int, **fields: Any) -> None:
+    """Record how a fold ended; when even status.json cannot be written (a full disk) the fold's own error wins."""
+    try:
+        store.update_fold_status(ctx.run_dir, fold, **fields)
+    except OSError as e:
+        log.error("fold %d: could not record %s in status.json (%s)", fold, fields, e)
 
 
 def seed_everything(seed: int, *, deterministic: bool, device: torch.device) -> None:
@@ -240,7 +249,8 @@ def fit_epochs(ctx: RunContext, parts: FoldParts, state: FoldState, progress: Pr
         state.step += len(parts.train_loader)
         logits = collect_logits(parts.model, parts.val_loader, to_input, autocast=ctx.autocast,
                                 on_batch=_batch_reporter(ctx, state, epoch, "validate", progress, should_stop))
-        logits = logits["identity"]
+        record_unreadable(ctx.run_dir, state.fold, parts.train_images, parts.val_loader.dataset)
+        logits = blank_unreadable(logits, parts.val_loader.dataset)["identity"]
         metrics = classification_metrics(logits, parts.val_labels, len(ctx.classes))
         record_epoch(ctx, parts, state, epoch, result, metrics)
         progress({"run_id": ctx.run_dir.name, "fold": state.fold, "epoch": epoch, "epochs": cfg.epochs,

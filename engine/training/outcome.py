@@ -6,6 +6,7 @@ own process, :mod:`engine.jobs.runner` for a job), so a failure reads the same e
 
 from __future__ import annotations
 
+import errno
 import traceback
 from pathlib import Path
 
@@ -17,7 +18,10 @@ def error_text(exc: BaseException, run_dir: str | Path) -> str:
 
     head = str(exc) if isinstance(exc, EngineError) else traceback.format_exception_only(type(exc), exc)[-1].strip()
     text = f"{type(exc).__name__} {exc}".lower()
-    if "out of memory" in text:
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        hint = (f"the disk is full: free disk space where the run directory lies ({Path(run_dir).parent}), then "
+                "resume the run (finished folds are kept)")
+    elif "out of memory" in text:
         hint = "the batch does not fit in memory: lower train.batch_size (or image_size), then resume the run"
     elif isinstance(exc, (FileNotFoundError, PermissionError)):
         hint = "a file the run needs cannot be read: check the dataset and weights paths, then resume the run"

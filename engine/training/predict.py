@@ -16,7 +16,7 @@ import torch
 from engine.augment.tta import validate_tta_views
 from engine.errors import RunError
 from engine.training.context import RunContext, build_context
-from engine.training.data import make_loader
+from engine.training.data import blank_unreadable, make_loader, record_unreadable
 from engine.training.loop import collect_logits
 
 
@@ -58,6 +58,8 @@ def predict_fold(ctx: RunContext, model: torch.nn.Module, fold: int, views: Sequ
                              num_workers=ctx.cfg.train.num_workers, device=ctx.device)
         report = (lambda i, n, s=subset: on_batch(s, i, n)) if on_batch else None
         logits = collect_logits(model, loader, to_input, views=views, autocast=ctx.autocast, on_batch=report)
+        record_unreadable(ctx.run_dir, fold, loader.dataset)
+        logits = blank_unreadable(logits, loader.dataset)
         frame = prediction_frame(table["sample_id"].tolist(), table["label_index"].to_numpy(), fold, logits)
         write_predictions(ctx.run_dir, fold, subset, frame)
 

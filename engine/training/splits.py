@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, train_test_split
 
+from engine.data.manifest import class_problems
 from engine.errors import ConfigError
 from engine.training.config import SplitConfig
 
@@ -115,7 +116,9 @@ def _count_per_class(labels: pd.Series, groups: np.ndarray | None) -> pd.Series:
 
 
 def check_split_feasible(manifest: pd.DataFrame, split_cfg: SplitConfig, *, classes=None) -> np.ndarray:
-    """Refuse, naming the class, a k larger than a class (or its groups), or a holdout that leaves too few.
+    """Refuse, naming the class, a dataset with fewer than two classes, a k larger than a class (or its
+    groups), or a holdout that leaves too few — :func:`engine.data.manifest.class_problems`, the
+    check the scan reports, before and after the holdout.
 
     Returns the holdout mask (manifest order) it checked.
     """
@@ -125,21 +128,17 @@ def check_split_feasible(manifest: pd.DataFrame, split_cfg: SplitConfig, *, clas
     counts = _count_per_class(labels, groups)
     if classes is not None:
         counts = counts.reindex([str(c) for c in classes], fill_value=0)
-    small = counts[counts < split_cfg.k].sort_values()
-    if len(small):
-        names = ", ".join(f"{label!r} has {int(n)}" for label, n in small.items())
-        raise ConfigError(
-            f"The 'split.k' parameter ({split_cfg.k}) is larger than the smallest class: class {names} {unit}. "
-            f"Use at most k={int(counts.min())}, or add images / merge the class."
-        )
+    _refuse(class_problems(counts, split_cfg.k, unit=unit),
+            f"The 'split.k' parameter ({split_cfg.k}) cannot split this dataset into stratified folds.")
     hold = holdout_mask(manifest, split_cfg, groups)
     rest = ~hold
     left = _count_per_class(labels[rest], None if groups is None else groups[rest]).reindex(counts.index, fill_value=0)
-    short = left[left < split_cfg.k].sort_values()
-    if len(short):
-        names = ", ".join(f"{label!r} keeps {int(n)} of {int(counts[label])}" for label, n in short.items())
-        raise ConfigError(
+    _refuse(class_problems(left, split_cfg.k, unit=unit, stage=" after the holdout"),
             f"The 'split.holdout_fraction' parameter ({split_cfg.holdout_fraction}) leaves too few {unit} for "
-            f"k={split_cfg.k} folds after the holdout: class {names}. Lower holdout_fraction or k."
-        )
+            f"k={split_cfg.k} folds; lower holdout_fraction or k.")
     return hold
+
+
+def _refuse(problems: list, head: str) -> None:
+    if problems:
+        raise ConfigError(head + " " + " ".join(p.message for p in problems))

@@ -75,3 +75,41 @@ def test_target_format_names_or_indices():
     assert target_format(pd.Series(["0", "1"]), ["cat", "dog"]) == "index"
     assert target_format(pd.Series(["0", "0"]), ["0", "1"]) == "name"  # both: names
     assert target_format(pd.Series([], dtype=str), ["cat"]) == "name"
+
+
+
+def test_a_template_without_its_target_column_is_refused_alike_by_the_dataset_and_the_submission(tmp_path):
+    """One reader checks the template's columns (engine.data.manifest.read_sample_submission)."""
+    from engine.data import open_dataset
+    from engine.errors import DatasetError
+
+    root = tmp_path / "pets"
+    for c, name in enumerate(("cat", "dog")):
+        for i in range(3):
+            (root / "train" / name).mkdir(parents=True, exist_ok=True)
+            (root / "train" / name / f"{i}.png").write_bytes(_png(c * 10 + i))
+    (root / "test").mkdir()
+    (root / "test" / "t0.png").write_bytes(_png(99))
+    (root / "sample_submission.csv").write_text("id,label\nt0,cat\n")
+    open_dataset(root)  # writes dataset.yaml naming the template's id and target columns
+    (root / "sample_submission.csv").write_text("id,prediction\nt0,cat\n")  # the target column renamed
+    message = r"Sample submission 'sample_submission.csv' \(in '.*'\) has no target_column 'label'; its columns are"
+    with pytest.raises(DatasetError, match=message):
+        open_dataset(root)
+    runs_root = tmp_path / "workspace" / "runs"
+    runs_root.mkdir(parents=True)
+    write_run(runs_root, "a", k=2, n_classes=2, classes=["cat", "dog"], dataset=str(root / "dataset.yaml"),
+              test_ids=["t0"])
+    with pytest.raises(DatasetError, match=message):
+        make_submission(["a"], out=tmp_path / "sub.csv", workspace=runs_root.parent)
+
+
+def _png(seed: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()

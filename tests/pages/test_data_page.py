@@ -70,6 +70,7 @@ def test_overview_numbers_are_the_engines(page_workspace, demo_dataset, engine_v
     assert shown["Typical image size"] == f"{w} × {h}"
     chart = at.get("plotly_chart")[0].proto.spec
     assert '"Images per class"' in chart
+    assert "Labels: column 'label', named in the dataset spec (train.label_column)." in [c.value for c in at.caption]
 
 
 @pytest.mark.parametrize("tab", TABS)

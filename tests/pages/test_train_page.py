@@ -220,3 +220,38 @@ def test_k_defaults_to_what_the_smallest_class_allows_and_says_so_before_launch(
     assert warning and "instead of the usual 5" in warning[0] and "'rare'" in warning[0]
     assert at.number_input(key="train_k").value < 5
     assert at.number_input(key="train_size").value == 32  # median shorter side 40 -> nearest multiple of 32
+
+
+def test_launch_on_a_dataset_with_a_corrupt_image_says_it_is_left_out(tmp_path, monkeypatch):
+    import numpy as np
+    from PIL import Image
+
+    from engine.data import open_dataset
+
+    root = tmp_path / "pets"
+    for c, name in enumerate(("cat", "dog")):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(8):
+            pixels = np.random.default_rng(10 * c + i).integers(0, 256, (16, 16, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(root / "train" / name / f"{i}.png")
+    broken = root / "train" / "cat" / "0.png"
+    broken.write_bytes(broken.read_bytes()[:60])
+    ws = tmp_path / "ws"
+    ws.mkdir()
+    monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(ws))
+    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(open_dataset(root).spec_path))
+    try:
+        at = open_train_page()
+        fill_small_run(at, epochs=1)
+        at.number_input(key="train_size").set_value(16)
+        at.button(key=LAUNCH).click().run()
+        assert not at.exception and not at.error, [e.value for e in at.error]
+        assert any("Launched 1 run" in s.value for s in at.success)
+        (warning,) = [w.value for w in at.warning if "left out of this run" in w.value]
+        assert "'cat/0.png'" in warning and "corrupt or truncated" in warning
+    finally:
+        from engine.jobs import create_launcher
+
+        for run_dir in (ws / "runs").glob("*") if (ws / "runs").is_dir() else []:
+            if effective_status(run_dir).get("alive"):
+                create_launcher(workspace=ws).cancel(run_dir)

@@ -83,3 +83,25 @@ def write_forms(folder: Path) -> dict[str, Path]:
     (folder / "garbage.jpg").write_bytes(b"this is not a JPEG at all" * 10)
     files["garbage_jpeg"] = folder / "garbage.jpg"
     return files
+
+
+def class_folders(root: Path, classes=("cat", "dog"), per_class: int = 8, size: tuple[int, int] = (16, 16)) -> Path:
+    """A folder-layout dataset ``root/train/<class>/<i>.png`` of small distinct images; returns ``root``."""
+    for c, name in enumerate(classes):
+        for i in range(per_class):
+            save_rgb(root / "train" / name / f"{i}.png", 100 * c + i, size=size)
+    return root
+
+
+def truncate(path: Path, keep: float = 0.5) -> Path:
+    """Cut a file to ``keep`` of its bytes: the header still reads, the pixels do not (a corrupt image)."""
+    data = path.read_bytes()
+    path.write_bytes(data[: max(1, int(len(data) * keep))])
+    return path
+
+
+def tiny_run_config(dataset: Path, **train) -> dict:
+    """A run that trains in about a second on CPU: timm's test_resnet at 16 px, k=2, no holdout, one epoch."""
+    return {"dataset": str(dataset), "model": {"name": "test_resnet"}, "image_size": 16, "device": "cpu",
+            "split": {"k": 2, "seed": 0, "holdout_fraction": 0.0}, "tta_views": ["identity"],
+            "train": {"epochs": 1, "batch_size": 4, "num_workers": 0, "scheduler": "none", **train}}

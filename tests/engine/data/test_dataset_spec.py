@@ -142,6 +142,66 @@ def test_csv_layout_detected_with_group_and_metadata(tmp_path):
     assert all(os.path.isabs(p) for p in ds.manifest["path"])
 
 
+def _csv_folder(root, frame):
+    for name in frame["image"]:
+        save_rgb(root / "images" / name, hash(name) % 1000)
+    frame.to_csv(root / "train.csv", index=False)
+    return root
+
+
+def test_detection_refuses_a_free_text_column_as_the_label(tmp_path):
+    notes = [f"photo {i} taken near the window on a sunny afternoon" for i in range(8)]
+    root = _csv_folder(tmp_path / "notes", pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)],
+                                                         "notes": notes}))
+    with pytest.raises(DatasetError, match=r"names images in column 'image', but no column has a usual label name.*"
+                                           r"not 'notes': it looks like free text"):
+        open_dataset(root)
+
+
+def test_detection_says_which_column_it_chose_and_why(tmp_path):
+    frame = pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)],
+                          "notes": [f"scanned by nurse {i} on the second floor, left wing" for i in range(8)],
+                          "species": ["cat", "dog"] * 4, "weight": [3.2, 4.1, 5.7, 2.2, 6.3, 3.9, 4.4, 5.0]})
+    root = _csv_folder(tmp_path / "pets", frame)
+    ds = open_dataset(root)
+    assert ds.spec.train.label_column == "species" and ds.classes == ["cat", "dog"]
+    source = ds.label_source()
+    assert source["column"] == "species"
+    assert "only other column that looks like class names (2 distinct values in 8 rows)" in source["reason"]
+    assert "not 'notes': it looks like free text" in source["reason"]
+    assert "not 'weight': it holds measurements" in source["reason"] or "not 'weight': most" in source["reason"]
+    again = open_dataset(root)  # the written spec keeps the reason
+    assert again.label_source() == source
+    data = yaml.safe_load((root / "dataset.yaml").read_text())
+    assert data["detected"]["label_column"]["column"] == "species"
+    data["train"]["label_column"] = "notes"  # the user overrides it: the stale reason is not shown
+    (root / "dataset.yaml").write_text(yaml.safe_dump(data))
+    assert open_dataset(root).label_source() == {"column": "notes",
+                                                 "reason": "named in the dataset spec (train.label_column)"}
+
+
+def test_detection_with_two_candidate_labels_asks_to_name_one(tmp_path):
+    frame = pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)], "species": ["cat", "dog"] * 4,
+                          "colour": ["black", "white", "white", "black"] * 2})
+    with pytest.raises(DatasetError, match=r"several look like classes: \['species', 'colour'\]"):
+        open_dataset(_csv_folder(tmp_path / "two", frame))
+
+
+def test_detection_names_a_csv_it_cannot_parse(tmp_path):
+    root = tmp_path / "broken"
+    root.mkdir()
+    (root / "train.csv").write_bytes(b'image,label\n"a.png,cat\n')  # an unclosed quote
+    with pytest.raises(DatasetError, match=r"'train.csv' cannot be parsed"):
+        open_dataset(root)
+    folder = folder_dataset(tmp_path / "pets")  # beside class folders, a broken CSV does not hide them
+    (folder / "train.csv").write_bytes(b'image,label\n"a.png,cat\n')
+    assert open_dataset(folder).spec.layout == "folder"
+    (folder / "dataset.yaml").unlink()
+    (folder / "sample_submission.csv").write_text("id\n1\n")
+    with pytest.raises(DatasetError, match=r"Sample submission 'sample_submission.csv' has the column\(s\) \['id'\]"):
+        open_dataset(folder)
+
+
 def test_numeric_labels_sort_as_numbers(tmp_path):
     rows = [{"image": f"{i}.png", "label": lab} for i, lab in enumerate([10, 2, 1, 2, 10, 1])]
     ds = open_dataset(csv_dataset(tmp_path, rows))
@@ -212,6 +272,24 @@ def test_class_smaller_than_k(tmp_path):
     assert [p.path for p in ds.check_folds(6)] == ["common", "rare"]
 
 
+def test_one_class_is_a_problem_and_cannot_be_launched(tmp_path, workspace):
+    from engine.errors import ConfigError
+    from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
+
+    root = folder_dataset(tmp_path / "cats", classes=("cat",), per_class=6)
+    ds = open_dataset(root)
+    (problem,) = ds.problems
+    assert problem.kind == "one_class" and problem.path == "cat"
+    assert "only class 'cat'" in problem.message and "at least two classes" in problem.message
+    assert ds.check_folds(2) == [problem]  # one check: the scan's --folds and the launch agree
+    config = {"dataset": str(root), "model": {"name": "test_resnet"}, "image_size": 16, "device": "cpu",
+              "split": {"k": 2, "holdout_fraction": 0.0}}
+    with pytest.raises(ConfigError, match="only class 'cat'.*at least two classes"):
+        create_runs(load_run_configs(config), workspace=workspace)
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())
+
+
 def test_duplicate_ids_keep_the_first_row(tmp_path):
     rows = [
         {"image": "0.png", "label": "a", "id": "x"},
@@ -277,6 +355,65 @@ def test_paths_outside_the_root_are_rejected(tmp_path):
     assert len(ds.manifest) == 2
     outside = [p for p in ds.problems if p.kind == "outside_root"]
     assert len(outside) == 2 and "points outside the dataset folder" in outside[0].message
+
+
+def _with_follow_links(spec_path):
+    data = yaml.safe_load(spec_path.read_text())
+    data["follow_links_outside_root"] = True
+    spec_path.write_text(yaml.safe_dump(data))
+    return spec_path
+
+
+def test_links_leaving_the_root_are_rejected_in_the_folder_layout(tmp_path):
+    root = folder_dataset(tmp_path / "pets")
+    outside = tmp_path / "elsewhere"
+    save_rgb(outside / "secret.png", 1)
+    save_rgb(outside / "more" / "a.png", 2)
+    save_rgb(outside / "more" / "b.png", 3)
+    (root / "train" / "cat" / "linked.png").symlink_to(outside / "secret.png")  # a file link
+    (root / "train" / "bird").symlink_to(outside / "more", target_is_directory=True)  # a linked class folder
+    (root / "train" / "dog" / "inside.png").symlink_to(root / "train" / "cat" / "cat_0.png")  # stays inside: fine
+    save_rgb(root / "test" / "t.png", 9)
+    (root / "test" / "t_linked.png").symlink_to(outside / "secret.png")
+    ds = open_dataset(root)
+    assert sorted(ds.manifest["sample_id"]) == ["cat/cat_0.png", "cat/cat_1.png", "cat/cat_2.png", "dog/dog_0.png",
+                                                "dog/dog_1.png", "dog/dog_2.png", "dog/inside.png"]
+    assert ds.test_manifest["sample_id"].tolist() == ["t"]
+    outside_problems = {p.path: p.message for p in ds.problems if p.kind == "outside_root"}
+    assert sorted(outside_problems) == ["test/t_linked.png", "train/bird/a.png", "train/bird/b.png",
+                                        "train/cat/linked.png"]
+    message = outside_problems["train/cat/linked.png"]
+    assert "symbolic link" in message and str(outside / "secret.png") in message
+    assert "follow_links_outside_root: true" in message
+
+    opted_in = open_dataset(_with_follow_links(root / "dataset.yaml"))
+    assert "cat/linked.png" in set(opted_in.manifest["sample_id"]) and "bird/a.png" in set(opted_in.manifest["sample_id"])
+    assert len(opted_in.test_manifest) == 2
+    assert not [p for p in opted_in.problems if p.kind == "outside_root"]
+
+
+def test_a_csv_row_naming_a_link_that_leaves_the_root_is_rejected(tmp_path):
+    root = tmp_path / "ds"
+    save_rgb(tmp_path / "secret.png", 1)
+    rows = [{"image": "0.png", "label": "a"}, {"image": "1.png", "label": "b"}, {"image": "2.png", "label": "a"},
+            {"image": "link.png", "label": "b", "_missing": True}]
+    spec = csv_dataset(root, rows)
+    (root / "images" / "link.png").symlink_to(tmp_path / "secret.png")
+    ds = open_dataset(spec)
+    assert ds.manifest["sample_id"].tolist() == ["0.png", "1.png", "2.png"]
+    (problem,) = [p for p in ds.problems if p.kind == "outside_root"]
+    assert problem.path == "link.png" and "Row 5 of 'train.csv'" in problem.message
+    assert "symbolic link" in problem.message and str(tmp_path / "secret.png") in problem.message
+
+    opted_in = open_dataset(_with_follow_links(spec))
+    assert opted_in.manifest["sample_id"].tolist() == ["0.png", "1.png", "2.png", "link.png"]
+
+
+def test_a_dataset_folder_reached_through_a_link_is_inside_itself(tmp_path):
+    root = folder_dataset(tmp_path / "real")
+    (tmp_path / "alias").symlink_to(root, target_is_directory=True)
+    ds = open_dataset(tmp_path / "alias")
+    assert len(ds.manifest) == 6 and not ds.problems
 
 
 def test_non_utf8_csv_is_read_as_latin1_with_a_problem(tmp_path):

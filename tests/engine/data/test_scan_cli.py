@@ -119,3 +119,37 @@ def test_scan_bad_input_exits_2_with_a_message(args, message, demo_spec_path, tm
     assert out.stderr.startswith("error: ") and message in out.stderr
     assert "Traceback" not in out.stderr
 
+
+
+def test_scan_says_which_column_holds_the_labels_and_why(tmp_path, capsys):
+    import pandas as pd
+
+    from engine.cli import main
+
+    root = tmp_path / "pets"
+    for i in range(8):
+        save_rgb(root / "images" / f"{i}.png", i, size=(16, 16))
+    pd.DataFrame({"image": [f"images/{i}.png" for i in range(8)], "species": ["cat", "dog"] * 4,
+                  "notes": [f"found by the volunteer team on day {i} of the survey" for i in range(8)]}
+                 ).to_csv(root / "train.csv", index=False)
+    assert main(["scan", str(root), "--json", "--workspace", str(tmp_path / "ws")]) == 0
+    label = json.loads(capsys.readouterr().out)["label"]
+    assert label["column"] == "species" and label["reason"].startswith("chosen by layout detection: no column has a "
+                                                                       "usual label name")
+    assert "not 'notes': it looks like free text" in label["reason"]
+    assert main(["scan", str(root), "--workspace", str(tmp_path / "ws")]) == 0
+    text = capsys.readouterr().out
+    assert "Labels: column 'species', chosen by layout detection: " in text
+    assert main(["scan", str(root / "dataset.yaml"), "--workspace", str(tmp_path / "ws")]) == 0
+    assert "Labels: column 'species', chosen by layout detection" in capsys.readouterr().out
+
+
+def test_scan_names_a_one_class_dataset(tmp_path, capsys):
+    from engine.cli import main
+
+    for i in range(4):
+        save_rgb(tmp_path / "cats" / "train" / "cat" / f"{i}.png", i, size=(16, 16))
+    assert main(["scan", str(tmp_path / "cats"), "--json", "--folds", "2", "--workspace", str(tmp_path / "ws")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["problem_counts"] == {"one_class": 1}  # once, though the --folds check also sees it
+    assert report["label"] == {"column": None, "reason": "the name of each image's class sub-folder"}

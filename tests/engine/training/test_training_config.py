@@ -87,7 +87,7 @@ def test_misspelled_field_gets_a_suggestion(tiny_config):
 
 BAD_RUNS = {
     "unknown model": ({"model.name": "test_resnett"}, r"timm model name.*'test_resnett'.*Close names.*test_resnet"),
-    "k above smallest class": ({"split.k": 500}, r"'split\.k' parameter \(500\) is larger than the smallest class: class '\d' has \d+"),
+    "k above smallest class": ({"split.k": 500}, r"'split\.k' parameter \(500\) cannot split .* Class '\d' has \d+ sample\(s\), fewer than the 500 folds"),
     "holdout too large": ({"split.holdout_fraction": 0.995}, r"holdout_fraction.*(leaves too few|cannot make)"),
     "missing weights file": ({"model.pretrained_file": "/nowhere/w.safetensors"}, r"model.pretrained.*does not exist"),
     "bad augmentation dict": ({"augment": {"transform": {"__class_fullname__": "NoSuchTransform"}}},

@@ -61,19 +61,19 @@ def test_named_group_column_must_exist():
 
 def test_k_larger_than_a_class_names_the_class():
     m = manifest({"cat": 40, "dog": 3})
-    with pytest.raises(ConfigError, match=r"class 'dog' has 3 sample\(s\).*at most k=3"):
+    with pytest.raises(ConfigError, match=r"Class 'dog' has 3 sample\(s\), fewer than the 5 folds.*at most 3 folds"):
         make_split(m, SplitConfig(k=5))
 
 
 def test_k_larger_than_the_groups_of_a_class_names_the_class():
     m = manifest({"cat": 40, "dog": 40}, groups_per_class=2)
-    with pytest.raises(ConfigError, match=r"class '(cat|dog)' has 2.*group\(s\)"):
+    with pytest.raises(ConfigError, match=r"Class '(cat|dog)' has 2 group\(s\)"):
         make_split(m, SplitConfig(k=3))
 
 
 def test_holdout_that_leaves_too_few_names_the_class():
     m = manifest({"cat": 100, "dog": 6})
-    with pytest.raises(ConfigError, match=r"holdout_fraction.*class 'dog' keeps \d of 6"):
+    with pytest.raises(ConfigError, match=r"holdout_fraction.*Class 'dog' has \d sample\(s\) after the holdout"):
         make_split(m, SplitConfig(k=5, holdout_fraction=0.5))
 
 
@@ -83,3 +83,18 @@ def test_every_sample_gets_exactly_one_fold():
     assert split["sample_id"].is_unique
     assert np.isin(split["fold"], [-1, 0, 1, 2]).all()
     assert ((split["fold"] == -1) == split["is_holdout"]).all()
+
+
+def test_one_class_is_refused_before_any_fold_is_drawn():
+    with pytest.raises(ConfigError, match=r"only class 'cat' with sample\(s\); a classifier needs at least two"):
+        make_split(manifest({"cat": 40}), SplitConfig(k=5, holdout_fraction=0.0))
+
+
+def test_one_class_left_after_the_holdout_is_named():
+    from engine.data.manifest import class_problems
+
+    left = pd.Series({"cat": 36, "dog": 0})  # what a holdout that took every dog would leave
+    problems = class_problems(left, 3, unit="sample(s)", stage=" after the holdout")
+    assert [p.kind for p in problems] == ["one_class", "small_class"]
+    assert "only class 'cat' with sample(s) after the holdout" in problems[0].message
+    assert "Class 'dog' has 0 sample(s) after the holdout" in problems[1].message
