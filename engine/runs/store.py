@@ -271,7 +271,8 @@ def _resolve_config(cfg, dataset):
     spec_path = dataset.spec_path or Path(cfg.dataset)
     model = cfg.model.model_copy(update={"weights_source": resolve_weights(cfg.model)})
     return cfg.model_copy(update={"dataset": str(Path(spec_path).absolute()), "classes": list(dataset.classes),
-                                  "image_size": image_size, "augment": augment, "model": model})
+                                  "image_size": image_size, "augment": augment, "model": model,
+                                  "label_overrides": dataset.overrides.record() if dataset.overrides else None})
 
 
 def _check_one_split(configs) -> None:

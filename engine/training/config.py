@@ -155,6 +155,9 @@ class RunConfig(_Strict):
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = 0
     classes: list[str] | None = Field(None, description="Filled when the run is created: the class order of logits.")
+    label_overrides: dict[str, Any] | None = Field(
+        None, description="Filled when the run is created: the dataset's label overrides it trains with "
+                          "(engine.data.overrides; None: the labels as the dataset's files give them).")
 
     @field_validator("tta_views")
     @classmethod
