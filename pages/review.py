@@ -37,6 +37,7 @@ except EngineError as e:
 ui.summary(found, overrides)
 shown = ui.page_of(ui.rows_to_show(found, overrides, settings))
 dups = ui.duplicates(dataset, config["dataset"], workspace, shown)
-ui.review_list(found, shown, overrides, spec_path=str(dataset.spec_path), paths=ui.image_paths(dataset),
+spec_path = None if dataset.spec_path is None else str(dataset.spec_path)
+ui.review_list(found, shown, overrides, spec_path=spec_path, paths=ui.image_paths(dataset),
                run_dir=run_dirs[0], run_name=str(config.get("name") or chosen[0]), dups=dups)
 ui.relaunch_section(run_dirs, overrides, workspace)

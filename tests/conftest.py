@@ -77,7 +77,8 @@ def tiny_config(name: str, spec_path) -> dict:
 
 
 def train_tiny(run_dirs) -> None:
-    """Train runs in this process, one thread (tiny model: threads only add OpenMP spin-waits on a busy 2-core runner)."""
+    """Train runs in this process on one thread (a tiny model: more threads only add OpenMP spin-waits on a busy
+    2-core runner)."""
     import torch
 
     from engine.training.fit import train_run

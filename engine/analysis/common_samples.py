@@ -82,7 +82,8 @@ def compare_on_common_samples(run_a: str | Path | RunInfo, run_b: str | Path | R
                               seed: int = 0, workspace: str | Path | None = None) -> CommonSampleComparison:
     """Compare two runs of one dataset on the samples both scored out of sample with the same label."""
     if subset not in COMMON_SUBSETS:
-        raise AnalysisError(f"The 'subset' parameter must be a str among {list(COMMON_SUBSETS)}. Got {subset!r} instead.")
+        raise AnalysisError(f"The 'subset' parameter must be a str among {list(COMMON_SUBSETS)}. "
+                            f"Got {subset!r} instead.")
     check_tta_mode(tta)
     a, b = open_runs([run_a, run_b], workspace=workspace)
     if a.classes != b.classes:

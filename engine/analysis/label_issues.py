@@ -63,7 +63,8 @@ def _check_inputs(labels: np.ndarray, proba: np.ndarray) -> tuple[np.ndarray, np
     proba = np.asarray(proba, dtype=np.float64)
     labels = np.asarray(labels)
     if proba.ndim != 2 or labels.shape != (proba.shape[0],):
-        raise AnalysisError(f"Expected labels (n,) and probabilities (n, classes); got {labels.shape} and {proba.shape}.")
+        raise AnalysisError(f"Expected labels (n,) and probabilities (n, classes); got {labels.shape} and "
+                            f"{proba.shape}.")
     if proba.shape[0] == 0:
         raise AnalysisError("Label issues need at least one labelled sample.")
     if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0 or labels.max() >= proba.shape[1]:
@@ -173,7 +174,8 @@ def prune_by_count(labels: np.ndarray, proba: np.ndarray, joint_q: np.ndarray, q
 
 
 def quality_scores(labels: np.ndarray, proba: np.ndarray, rank_by: str = "self_confidence") -> np.ndarray:
-    """Label quality per sample ``(n,)`` (lower: more likely wrong): ``p_given``, or ``p_given - max_{k != given} p_k``."""
+    """Label quality per sample ``(n,)``, lower meaning more likely wrong: ``p_given`` (self-confidence), or
+    ``p_given - max_{k != given} p_k`` (normalized margin)."""
     _check_choice("rank_by", rank_by, RANK_BY)
     labels, proba = _check_inputs(labels, proba)
     n = len(labels)
@@ -394,7 +396,8 @@ def label_issues(runs: Sequence[str | Path | RunInfo] | str | Path | RunInfo, *,
     classes = parts[0][1].classes
     for subset, merged, _ in parts[1:]:
         if merged.classes != classes:
-            raise AnalysisError(f"The {subset} predictions have classes {merged.classes[:10]}, the OOF ones {classes[:10]}.")
+            raise AnalysisError(f"The {subset} predictions have classes {merged.classes[:10]}, the OOF ones "
+                                f"{classes[:10]}.")
     labels = np.concatenate([m.labels for _, m, _ in parts])
     proba = np.concatenate([p for _, _, p in parts])
     found = find_label_issues(labels, proba, method=method, rank_by=rank_by)

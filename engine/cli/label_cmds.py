@@ -1,4 +1,5 @@
-"""Label commands: ``label-issues`` (rank suspect labels), ``overrides`` (review decisions), ``label-noise`` (a noisy copy)."""
+"""Label commands: ``label-issues`` (rank suspect labels), ``overrides`` (review decisions) and ``label-noise``
+(a copy of a dataset with flipped labels)."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def _overrides(args) -> int:
 
     dataset = open_dataset(args.dataset, overrides=None)
     if dataset.spec_path is None:
-        raise DatasetError(f"{args.dataset!r} has no dataset.yaml (the folder is read-only?); overrides live beside it.")
+        raise DatasetError(f"{args.dataset!r} has no dataset.yaml (is the folder read-only?); overrides are kept "
+                           "beside it.")
     given = dict(zip(dataset.manifest["sample_id"].astype(str), dataset.manifest["label"].astype(str), strict=True))
     changes = ([(sid, "exclude", None) for sid in args.exclude] + [(sid, "relabel", lbl) for sid, lbl in args.relabel]
                + [(sid, "keep", None) for sid in args.keep])

@@ -74,5 +74,6 @@ def read_label_noise(spec_path: str | Path) -> pd.DataFrame:
     """The flipped rows recorded beside a noisy copy's spec; :class:`DatasetError` when there is no record."""
     path = Path(spec_path).parent / NOISE_FILE
     if not path.is_file():
-        raise DatasetError(f"{str(path)!r} does not exist: {str(spec_path)!r} is not a copy made by inject_label_noise.")
+        raise DatasetError(f"{str(path)!r} does not exist: {str(spec_path)!r} is not a copy made by "
+                           "inject_label_noise.")
     return pd.read_csv(path, dtype=str, keep_default_na=False)

@@ -126,7 +126,8 @@ def parse_overrides(data: Any, *, source: str = "label overrides") -> LabelOverr
             raise DatasetError(f"{where} has no sample_id.")
         action = str(item.get("action"))
         if action not in ACTIONS:
-            raise DatasetError(f"{where}: the 'action' field must be one of {list(ACTIONS)}. Got {item.get('action')!r}.")
+            raise DatasetError(f"{where}: the 'action' field must be one of {list(ACTIONS)}. "
+                               f"Got {item.get('action')!r}.")
         if action == "relabel" and item.get("label") in (None, ""):
             raise DatasetError(f"{where}: action 'relabel' needs a 'label' (the new class).")
         fields = {k: (None if item.get(k) is None else str(item[k])) for k in allowed}
@@ -264,7 +265,8 @@ def apply_overrides(manifest: pd.DataFrame, classes: list[str], overrides: Label
     new_label = ids[~drop].map(table[table["action"] == "relabel"].set_index("sample_id")["label"])
     changed = new_label.notna().to_numpy() & (new_label.to_numpy() != out["label"].to_numpy())
     relabelled = pd.DataFrame({"sample_id": out.loc[changed, "sample_id"].to_numpy(),
-                               "label": new_label[changed].to_numpy(), "given_label": out.loc[changed, "label"].to_numpy()})
+                               "label": new_label[changed].to_numpy(),
+                               "given_label": out.loc[changed, "label"].to_numpy()})
     if changed.any():
         out.loc[changed, "label"] = new_label[changed].to_numpy()
         out["label_index"] = out["label"].map({c: i for i, c in enumerate(classes)}).astype("int64")

@@ -187,8 +187,12 @@ def decision_text(decision: Override | None) -> str:
     return ACTION_TEXT[decision.action]
 
 
-def _actions(row, decision: Override | None, spec_path: str, classes: list[str]) -> None:
+def _actions(row, decision: Override | None, spec_path: str | None, classes: list[str]) -> None:
     sid = str(row.sample_id)
+    if spec_path is None:
+        st.caption("Decisions are saved beside the dataset's `dataset.yaml`, which this dataset folder does not have "
+                   "(it is read-only); copy the dataset somewhere writable to review it.")
+        return
     note = (f"review: given {row.given}, suggested {row.suggested}, self-confidence {row.self_confidence:.3f}"
             + (f", agreed by {row.agree}" if row.agree else ""))
     st.markdown(decision_text(decision))
@@ -231,7 +235,7 @@ def _duplicates(dups: pd.DataFrame, paths: dict[str, str], given: str) -> None:
 
 
 def card(row, proba: np.ndarray, classes: list[str], tile, dups: pd.DataFrame | None, decision: Override | None,
-         spec_path: str, paths: dict[str, str]) -> None:
+         spec_path: str | None, paths: dict[str, str]) -> None:
     """One image: the picture, the Grad-CAM of the suggested class, the probabilities, duplicates, the actions."""
     with st.container(border=True):
         c_img, c_cam, c_bars, c_dup, c_act = st.columns([1, 1, 1.7, 1.5, 1.6])
@@ -272,7 +276,7 @@ def duplicates(dataset: Dataset, dataset_path: str, workspace: Path, shown: pd.D
     return label_loaders.duplicates(token, tuple(shown["sample_id"]), scan.table, labels)
 
 
-def review_list(found: LabelIssues, shown: pd.DataFrame, overrides: LabelOverrides, *, spec_path: str,
+def review_list(found: LabelIssues, shown: pd.DataFrame, overrides: LabelOverrides, *, spec_path: str | None,
                 paths: dict[str, str], run_dir: str, run_name: str, dups: pd.DataFrame | None) -> None:
     """A card per shown row (one page of the ranked list)."""
     if shown.empty:

@@ -31,7 +31,8 @@ def test_cv_lb_figure_rings_the_points_outside_their_interval():
         "cv_holdout": [0.91, 0.9, 0.8], "cv_holdout_low": [0.88, 0.87, 0.7], "cv_holdout_high": [0.94, 0.93, 0.9],
         "cv_oof": [0.89, None, 0.8], "cv_oof_low": [None, None, 0.7], "cv_oof_high": [None, None, 0.9],
     })
-    correlation = {"holdout": {"r": None, "n": 2, "metric": "accuracy"}, "oof": {"r": None, "n": 1, "metric": "accuracy"}}
+    correlation = {"holdout": {"r": None, "n": 2, "metric": "accuracy"},
+                   "oof": {"r": None, "n": 1, "metric": "accuracy"}}
     fig = cv_lb_figure(frame, correlation, "accuracy")
     holdout, oof, diagonal = fig.data
     assert list(holdout.customdata[:, 0]) == ["s1", "s2"] and list(oof.customdata[:, 0]) == ["s1"]
