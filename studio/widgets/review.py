@@ -22,7 +22,7 @@ from studio.figures.cam import cam_tile
 from studio.figures.compare import METRIC_LABELS, difference_intervals
 from studio.figures.review import confidence_bars, noise_matrix_figure
 from studio.loaders import image_format, thumbnail
-from studio.widgets.runs import run_label
+from studio.widgets.runs import run_label, select_latest_study
 
 PER_PAGE = 8
 TILE = 128
@@ -51,10 +51,9 @@ class ReviewSettings:
 
 
 def runs_ui(runs: pd.DataFrame) -> list[str]:
-    """Run ids to review (default: the newest run); runs of one study are averaged."""
+    """Run ids to review (default: the latest study, or the newest run); runs of one study are averaged."""
     ids = list(runs["run_id"])
-    kept = [r for r in st.session_state.get(state.REVIEW_RUNS, []) if r in ids]
-    st.session_state[state.REVIEW_RUNS] = kept or ids[:1]
+    select_latest_study(runs, key=state.REVIEW_RUNS)
     return st.multiselect("Runs", ids, key=state.REVIEW_RUNS, format_func=run_label(runs),
                           help="The out-of-sample predictions of these runs are averaged (runs of one study share a "
                                "split, so they line up sample for sample).")

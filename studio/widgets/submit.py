@@ -11,7 +11,7 @@ import streamlit as st
 from engine.analysis.tta import TTA_MODES
 from engine.errors import EngineError
 from studio import state
-from studio.widgets.runs import run_label, select_latest_study
+from studio.widgets.runs import MISSING, run_label, select_latest_study
 
 VOTING = ["soft", "hard", "logit_mean", "geometric"]
 
