@@ -12,6 +12,8 @@ Public API (everything else is internal and may change). The names below are imp
 - jobs: :func:`launch_training`, :func:`create_launcher`, :func:`effective_status`, :func:`list_runs`
 - analysis: :func:`load_predictions`, :func:`compare_folds`, :func:`compare_voting`, :func:`compare_tta`,
   :func:`compare_label_smoothing`, :func:`search_ensembles`, :func:`paired_bootstrap`, :func:`make_submission`
+- label review: :func:`label_issues` (confident learning), :func:`set_override` (label overrides),
+  :func:`compare_on_common_samples`, :func:`set_leaderboard_score`
 - explanations: :func:`compute_cams`, :func:`list_cam_methods`
 - errors: :class:`EngineError` and its subclasses
 
@@ -53,6 +55,10 @@ _LAZY = {
     "search_ensembles": "engine.analysis",
     "paired_bootstrap": "engine.analysis",
     "make_submission": "engine.submission",
+    "set_leaderboard_score": "engine.submission",
+    "label_issues": "engine.analysis.label_issues",
+    "compare_on_common_samples": "engine.analysis.common_samples",
+    "set_override": "engine.data.overrides",
     "compute_cams": "engine.explain",
     "list_cam_methods": "engine.explain",
 }

@@ -11,11 +11,13 @@ from studio import loaders, state
 from studio.widgets import eda
 from studio.widgets.common import require_dataset
 from studio.widgets.gallery import gallery
+from studio.widgets.review import overrides_note
 
 dataset = require_dataset()
 st.title("Data")
 st.caption(f"**{dataset.name}** · `{dataset.spec_path or dataset.root}`")
 st.caption(label_source_text(dataset.label_source()))
+overrides_note(dataset)
 
 token = loaders.scan_token(state.dataset_path(), state.workspace())
 scan = eda.scan_or_stop(dataset, token)

@@ -7,6 +7,7 @@ from engine.errors import EngineError
 from studio import run_loaders, state
 from studio.loaders import load_dataset_cached
 from studio.widgets import ensemble
+from studio.widgets.review import overrides_comparison_section
 from studio.widgets.runs import require_runs, run_label, select_latest_study, tta_ui
 from studio.widgets.samples import sample_paths
 
@@ -31,7 +32,8 @@ paths = sample_paths(dataset, "holdout")  # voting and combinations show holdout
 mode, views = tta_ui(list(config["tta_views"]), key_prefix="ens")
 token = run_loaders.runs_token(run_dirs)
 
-voting_tab, tta_tab, ls_tab, comb_tab = st.tabs(["Hard vs soft voting", "TTA gains", "Label smoothing", "Combinations"])
+voting_tab, tta_tab, ls_tab, comb_tab, ovr_tab = st.tabs(["Hard vs soft voting", "TTA gains", "Label smoothing",
+                                                          "Combinations", "Label overrides"])
 with voting_tab:
     ensemble.voting_section(run_dirs, token, mode, views, paths)
 with tta_tab:
@@ -40,3 +42,5 @@ with ls_tab:
     ensemble.label_smoothing_section(run_dirs, token, mode, runs)
 with comb_tab:
     ensemble.combinations_section(run_dirs, token, mode, views, paths, dataset.classes)
+with ovr_tab:
+    overrides_comparison_section(runs, mode)

@@ -1,17 +1,17 @@
 """Submit page: write the chosen combination's test predictions in the sample-submission format, compare
 its class distribution with training, download it; every submission is kept in the workspace with its
-sidecar (what made it and its expected score)."""
+sidecar (what made it, its CV scores with intervals, and the public-leaderboard score entered for it)."""
 
 import pandas as pd
 import streamlit as st
 
 from engine.errors import EngineError
 from engine.submission import make_submission
-from studio import run_loaders, state
+from studio import state
 from studio.figures.compare import share_comparison
 from studio.loaders import load_dataset_cached
-from studio.widgets.runs import MISSING, require_runs
-from studio.widgets.submit import submission_args, submission_ui
+from studio.widgets.runs import require_runs
+from studio.widgets.submit import expected_caption, leaderboard_section, submission_args, submission_ui
 
 st.title("Submit")
 workspace = state.workspace()
@@ -35,8 +35,7 @@ if last:
     st.success(f"Written: `{last}` ({len(frame):,} rows) and its sidecar `{last.removesuffix('.csv')}.json`.")
     expected = record.get("expected") or {}
     if expected:
-        st.caption(f"Expected score ({expected.get('basis', expected.get('subset'))}): accuracy "
-                   f"{expected['accuracy']:.4f}, macro-F1 {expected['macro_f1']:.4f}.")
+        st.caption(expected_caption(expected))
     left, right = st.columns([2, 3])
     left.dataframe(frame.head(200), hide_index=True, width="stretch")
     target = record["target_column"]
@@ -49,9 +48,5 @@ if last:
     st.download_button("Download submission.csv", frame.to_csv(index=False).encode(), file_name="submission.csv",
                        mime="text/csv", icon=":material/download:", key="submit_download")
 
-st.subheader("Earlier submissions")
-earlier = run_loaders.submissions_table(workspace)
-if earlier.empty:
-    st.caption("None yet.")
-else:
-    st.dataframe(earlier, hide_index=True, width="stretch", placeholder=MISSING)
+st.subheader("Submissions and the public leaderboard")
+leaderboard_section(workspace)

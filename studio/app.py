@@ -20,6 +20,7 @@ PAGES = [
     ("Compare", "folds.py", "Folds", ":material/view_column:"),
     ("Compare", "ensemble.py", "Ensemble", ":material/join:"),
     ("Compare", "gradcam.py", "Grad-CAM", ":material/visibility:"),
+    ("Compare", "review.py", "Review", ":material/rule:"),
     ("Ship", "submit.py", "Submit", ":material/upload_file:"),
 ]
 

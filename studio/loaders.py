@@ -36,6 +36,13 @@ def mtime(path: str | os.PathLike) -> float:
         return 0.0
 
 
+def dataset_mtime(path: str | os.PathLike) -> float:
+    """When a dataset last changed as the studio sees it: its spec, or its label overrides file (Review page)."""
+    from engine.data.overrides import overrides_path
+
+    return max(mtime(path), mtime(overrides_path(path)))
+
+
 # --- dataset -----------------------------------------------------------------------------------------
 @st.cache_resource(max_entries=4, show_spinner="Reading the dataset...")
 def _load_dataset(path: str, mtime: float) -> Dataset:
@@ -43,8 +50,8 @@ def _load_dataset(path: str, mtime: float) -> Dataset:
 
 
 def load_dataset_cached(path: str) -> Dataset:
-    """The dataset at ``path`` (spec YAML or folder), re-read when its spec file changes. Do not mutate."""
-    return _load_dataset(path, mtime(path))
+    """The dataset at ``path`` (spec YAML or folder), re-read when its spec or overrides file changes. Do not mutate."""
+    return _load_dataset(path, dataset_mtime(path))
 
 
 # --- scan ----------------------------------------------------------------------------------------------
@@ -73,7 +80,7 @@ def _scan_store() -> _ScanStore:
 
 def scan_token(dataset_path: str, workspace: Path) -> ScanToken:
     gen = _scan_store().generation.get((dataset_path, str(workspace)), 0)
-    return (dataset_path, mtime(dataset_path), str(workspace), gen)
+    return (dataset_path, dataset_mtime(dataset_path), str(workspace), gen)
 
 
 def cached_scan(token: ScanToken):

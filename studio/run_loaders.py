@@ -151,22 +151,3 @@ def ensemble_search(run_dirs: tuple[str, ...], token: tuple[float, ...], subset:
     v = list(views) if views else None
     preds = merged(load_predictions(list(run_dirs), subset, views=v), v, tta)
     return search_ensembles(preds, metric=metric), preds
-
-
-def submissions_table(workspace: Path) -> pd.DataFrame:
-    """Earlier submissions (sidecar JSONs in <workspace>/submissions), newest first."""
-    import json
-
-    rows = []
-    for sidecar in sorted((Path(workspace) / "submissions").glob("*.json"), reverse=True):
-        try:
-            rec = json.loads(sidecar.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        expected = rec.get("expected") or {}
-        rows.append({"file": rec.get("csv"), "created_at": rec.get("created_at"),
-                     "runs": ", ".join(r.get("name") or r.get("run_id") for r in rec.get("runs", [])),
-                     "folds": rec.get("folds"), "voting": rec.get("voting"), "tta": rec.get("tta"),
-                     "expected_on": expected.get("subset"), "expected_accuracy": expected.get("accuracy"),
-                     "expected_macro_f1": expected.get("macro_f1"), "path": str(sidecar.with_suffix(".csv"))})
-    return pd.DataFrame(rows)

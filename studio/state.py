@@ -80,6 +80,17 @@ CAM_TARGET_CLASS = "cam_target_class"  # str: the class explained when CAM_TARGE
 CAM_LAYER = "cam_layer"  # str: module name the CAM reads, or "(automatic)"
 CAM_ALPHA = "cam_alpha"  # float: heat-map opacity
 
+# --- Review page (prefix review_) and the leaderboard on the Submit page ------------------------------------
+REVIEW_RUNS = "review_runs"  # list[str]: run ids whose out-of-sample predictions are reviewed
+REVIEW_METHOD = "review_method"  # str: engine.analysis.label_issues METHODS key
+REVIEW_RANK_BY = "review_rank_by"  # str: RANK_BY key
+REVIEW_SHOW = "review_show"  # "flagged" | "all"
+REVIEW_HIDE_DECIDED = "review_hide_decided"  # bool: leave out samples that already have a decision
+REVIEW_PAGE = "review_page"  # int, 1-based page of the ranked list
+REVIEW_MESSAGE = "review_message"  # (kind, text) | None: outcome of the last decision or relaunch, shown once
+REVIEW_RELABEL_PREFIX = "review_relabel_to_"  # + sample id: the class chosen to relabel it to
+LB_SUBMISSION = "submit_lb_submission"  # str: submission id whose LB score is being entered
+
 MAX_RECENT = 8
 _RECENT_FILE = Path("studio") / "recent_datasets.json"  # under the workspace: survives a studio restart
 

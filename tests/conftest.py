@@ -59,29 +59,83 @@ def tiny_study(session_workspace, demo_spec_path):
     """
     from types import SimpleNamespace
 
-    import torch
-
     from engine.runs.store import read_status
     from engine.training.config import load_run_configs
     from engine.training.create import create_runs
+
+    configs = load_run_configs({**tiny_config("tiny", demo_spec_path), "vary": {"train.label_smoothing": [0.0, 0.1]}})
+    run_dirs = create_runs(configs, workspace=session_workspace)
+    train_tiny(run_dirs)
+    return SimpleNamespace(workspace=session_workspace, run_dirs=run_dirs,
+                           study_id=read_status(run_dirs[0])["study_id"])
+
+
+def tiny_config(name: str, spec_path) -> dict:
+    """The tiny runs' config: timm's test_resnet at 32 px, k=2 folds, a 20% holdout, 2 epochs on the CPU."""
+    return {"name": name, "dataset": str(spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32,
+            "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity", "hflip"], "device": "cpu",
+            "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.0, "num_workers": 0}}
+
+
+def train_tiny(run_dirs) -> None:
+    """Train runs in this process on one thread (a tiny model: more threads only add OpenMP spin-waits on a busy
+    2-core runner)."""
+    import torch
+
     from engine.training.fit import train_run
 
-    configs = load_run_configs({
-        "name": "tiny", "dataset": str(demo_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32,
-        "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity", "hflip"], "device": "cpu",
-        "train": {"epochs": 2, "batch_size": 32, "lr": 3e-3, "weight_decay": 0.0, "num_workers": 0},
-        "vary": {"train.label_smoothing": [0.0, 0.1]},
-    })
-    run_dirs = create_runs(configs, workspace=session_workspace)
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny model: threads only add OpenMP spin-waits on a busy 2-core runner
+    torch.set_num_threads(1)
     try:
         for run_dir in run_dirs:
             train_run(run_dir, device="cpu")
     finally:
         torch.set_num_threads(threads)
-    return SimpleNamespace(workspace=session_workspace, run_dirs=run_dirs,
-                           study_id=read_status(run_dirs[0])["study_id"])
+
+
+@pytest.fixture(scope="session")
+def review_study(tmp_path_factory, demo_spec_path):
+    """Label review on the demo dataset with 10% of its labels flipped (seeded), trained once per test run.
+
+    ``plain``: a tiny run (see :func:`tiny_config`) on the noisy copy; then the first flagged images get decisions
+    (``decisions``: sample id -> (action, label)) in the copy's overrides file, and ``with_overrides`` is the same
+    config trained again with them. Tests that change the overrides file restore it (``restore_overrides``).
+    """
+    from types import SimpleNamespace
+
+    from engine.analysis.label_issues import label_issues
+    from engine.data.noise import inject_label_noise
+    from engine.data.overrides import set_override
+    from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
+
+    workspace = tmp_path_factory.mktemp("review-workspace")
+    noisy = inject_label_noise(demo_spec_path, tmp_path_factory.mktemp("review-data") / "digits-noisy",
+                               fraction=0.1, seed=0)
+    (plain,) = create_runs(load_run_configs(tiny_config("noisy", noisy.spec_path)), workspace=workspace)
+    train_tiny([plain])
+    flagged = label_issues(plain).flagged()
+    decisions = {}
+    for row, action in zip(flagged.head(3).itertuples(), ("exclude", "exclude", "relabel"), strict=False):
+        label = row.suggested if action == "relabel" else None
+        set_override(noisy.spec_path, row.sample_id, action, label=label, given_label=row.given)
+        decisions[row.sample_id] = (action, label)
+    (with_overrides,) = create_runs(load_run_configs(tiny_config("noisy +overrides", noisy.spec_path)),
+                                    workspace=workspace)
+    train_tiny([with_overrides])
+    return SimpleNamespace(workspace=workspace, spec_path=noisy.spec_path, flipped=noisy.flipped, plain=plain,
+                           with_overrides=with_overrides, decisions=decisions)
+
+
+@pytest.fixture
+def restore_overrides(review_study):
+    """Put the review study's overrides file back as it was after the test (the test may decide more)."""
+    from engine.data.overrides import overrides_path
+
+    path = overrides_path(review_study.spec_path)
+    saved = path.read_bytes()
+    yield path
+    path.write_bytes(saved)
 
 
 # ---------------------------------------------------------------- pretrained weights: a real Hugging Face cache

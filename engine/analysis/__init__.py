@@ -30,6 +30,11 @@ Comparisons (:mod:`engine.analysis.compare`), each a dataclass of DataFrames wit
 Ensembles (:mod:`engine.analysis.ensemble`)
     ``search_ensembles(preds) -> EnsembleSearch`` (exhaustive up to 12 members, else greedy),
     ``exhaustive_search``, ``greedy_selection -> GreedyResult`` (Caruana et al., 2004).
+Label issues (:mod:`engine.analysis.label_issues`) and runs on common samples (:mod:`engine.analysis.common_samples`)
+    ``label_issues.label_issues(runs) -> LabelIssues`` (confident learning on OOF + holdout: ranked suspect labels,
+    the estimated noise matrix), ``find_label_issues(labels, proba)`` on arrays;
+    ``compare_on_common_samples(run_a, run_b)`` (runs that do not share a split, e.g. with and without
+    label overrides), ``find_override_pairs``.
 Report (:mod:`engine.analysis.report`)
     ``analyze_runs(runs) -> AnalysisReport`` — everything above (``python -m engine analyze``).
 
@@ -38,6 +43,7 @@ Submissions are written by :func:`engine.submission.make_submission`.
 
 from engine.analysis.bootstrap import BootstrapResult, paired_bootstrap
 from engine.analysis.calibration import apply_temperature, fit_temperature
+from engine.analysis.common_samples import CommonSampleComparison, compare_on_common_samples, find_override_pairs
 from engine.analysis.compare import (
     FoldComparison,
     LabelSmoothingComparison,
@@ -52,6 +58,7 @@ from engine.analysis.compare import (
     fold_confusions,
 )
 from engine.analysis.ensemble import EnsembleSearch, GreedyResult, exhaustive_search, greedy_selection, search_ensembles
+from engine.analysis.label_issues import LabelIssues, find_label_issues
 from engine.analysis.load import Member, PredictionSet, RunInfo, load_predictions, open_run, open_runs
 from engine.analysis.metrics import score
 from engine.analysis.report import AnalysisReport, analyze_runs
@@ -59,11 +66,12 @@ from engine.analysis.tta import TTA_MODES, merge_views
 from engine.analysis.voting import VOTING_KINDS, combine, hard_vote, soft_vote
 
 __all__ = [
-    "TTA_MODES", "VOTING_KINDS", "AnalysisReport", "BootstrapResult", "EnsembleSearch", "FoldComparison",
-    "GreedyResult", "LabelSmoothingComparison", "Member", "PredictionSet", "RunInfo", "TTAComparison",
-    "VotingComparison", "analyze_runs", "apply_temperature", "combine", "compare_folds", "compare_label_smoothing",
-    "compare_tta", "compare_voting", "exhaustive_search", "find_label_smoothing_groups", "fit_temperature",
-    "fold_confidences", "fold_confusions", "greedy_selection", "hard_vote", "load_predictions", "merge_views",
-    "open_run", "open_runs", "paired_bootstrap", "score",
+    "TTA_MODES", "VOTING_KINDS", "AnalysisReport", "BootstrapResult", "CommonSampleComparison", "EnsembleSearch",
+    "FoldComparison", "GreedyResult", "LabelIssues", "LabelSmoothingComparison", "Member", "PredictionSet", "RunInfo",
+    "TTAComparison", "VotingComparison", "analyze_runs", "apply_temperature", "combine", "compare_folds",
+    "compare_label_smoothing", "compare_on_common_samples", "compare_tta", "compare_voting", "exhaustive_search",
+    "find_label_issues", "find_label_smoothing_groups", "find_override_pairs", "fit_temperature", "fold_confidences",
+    "fold_confusions", "greedy_selection", "hard_vote", "load_predictions", "merge_views", "open_run", "open_runs",
+    "paired_bootstrap", "score",
     "search_ensembles", "soft_vote",
 ]

@@ -165,6 +165,21 @@ def _per_sample_loss(metric: str, y: np.ndarray, proba: np.ndarray, name: str) -
     return ((proba - onehot) ** 2).sum(axis=1)
 
 
+def _checked_labels(y_true: np.ndarray, metric: str, confidence: float, n_resamples: int, who: str) -> np.ndarray:
+    """``y_true`` as int64 after checking the arguments every bootstrap shares."""
+    check_metric(metric)
+    if not 0 < confidence < 1:
+        raise AnalysisError(f"The 'confidence' parameter must be in (0, 1). Got {confidence!r} instead.")
+    if n_resamples < 1:
+        raise AnalysisError(f"The 'n_resamples' parameter must be at least 1. Got {n_resamples!r} instead.")
+    y = np.asarray(y_true).astype(np.int64)
+    if y.shape[0] == 0:
+        raise AnalysisError(f"{who} needs at least one labelled sample.")
+    if np.any(y < 0):
+        raise AnalysisError(f"{who} needs labelled samples (a label is -1: test predictions have none).")
+    return y
+
+
 def paired_bootstrap(y_true: np.ndarray, a: np.ndarray, b: np.ndarray, *, metric: str = "accuracy",
                      n_classes: int | None = None, n_resamples: int = 1000, confidence: float = 0.95,
                      seed: int = 0) -> BootstrapResult:
@@ -177,17 +192,8 @@ def paired_bootstrap(y_true: np.ndarray, a: np.ndarray, b: np.ndarray, *, metric
         metric: one of :data:`BOOTSTRAP_METRICS`.
         n_classes: number of classes (default: inferred from the inputs).
     """
-    check_metric(metric)
-    if not 0 < confidence < 1:
-        raise AnalysisError(f"The 'confidence' parameter must be in (0, 1). Got {confidence!r} instead.")
-    if n_resamples < 1:
-        raise AnalysisError(f"The 'n_resamples' parameter must be at least 1. Got {n_resamples!r} instead.")
-    y = np.asarray(y_true).astype(np.int64)
+    y = _checked_labels(y_true, metric, confidence, n_resamples, "paired_bootstrap")
     n = y.shape[0]
-    if n == 0:
-        raise AnalysisError("paired_bootstrap needs at least one labelled sample.")
-    if np.any(y < 0):
-        raise AnalysisError("paired_bootstrap needs labelled samples (a label is -1: test predictions have none).")
     rng = np.random.default_rng(seed)
     if metric in LABEL_METRICS:
         pa, pb = _as_labels(a, n, "a"), _as_labels(b, n, "b")
@@ -207,3 +213,27 @@ def paired_bootstrap(y_true: np.ndarray, a: np.ndarray, b: np.ndarray, *, metric
                            diff_range=(float(low), float(high)), share_above_zero=float(np.mean(draws > 0)),
                            confidence=confidence, n_resamples=int(n_resamples), n_samples=int(n), seed=int(seed))
 
+
+
+def bootstrap_interval(y_true: np.ndarray, pred: np.ndarray, *, metric: str = "accuracy", n_classes: int | None = None,
+                       n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """``(value, low, high)``: ``metric`` of one prediction on the full data and the percentile interval of its
+    bootstrap resamples (how far the score could move on another draw of as many samples).
+
+    ``pred`` is ``(samples,)`` labels or ``(samples, classes)`` probabilities (needed for log loss and Brier);
+    the draws are the same as :func:`paired_bootstrap`'s, seeded.
+    """
+    y = _checked_labels(y_true, metric, confidence, n_resamples, "bootstrap_interval")
+    n = y.shape[0]
+    rng = np.random.default_rng(seed)
+    if metric in LABEL_METRICS:
+        p = _as_labels(pred, n, "pred")
+        c = max(n_classes or int(max(y.max(), p.max()) + 1), np.shape(pred)[1] if np.ndim(pred) == 2 else 0)
+        values, _ = _label_metric_draws(metric, y, p, p, c, n_resamples, rng)
+        full, draws = float(values[-1]), values[:-1]
+    else:
+        losses = _per_sample_loss(metric, y, pred, "pred")
+        full, draws = float(losses.mean()), resample_means(losses, n_resamples, rng)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(draws, [alpha / 2, 1 - alpha / 2])
+    return full, float(low), float(high)

@@ -26,6 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from engine.data.images import is_image_path
+from engine.data.overrides import AppliedOverrides, apply_dataset_overrides
 from engine.data.problems import Problem
 from engine.data.spec import SPEC_FILENAME, DatasetSpec, read_spec, write_spec
 from engine.errors import DatasetError
@@ -50,6 +51,7 @@ class Dataset:
     problems: list[Problem] = field(default_factory=list)
     # Training images left out of ``manifest`` because the scan could not read them (engine.data.exclusions).
     excluded: list[dict[str, str]] = field(default_factory=list)
+    overrides: AppliedOverrides | None = None  # label overrides applied to the manifest (engine.data.overrides)
 
     @property
     def name(self) -> str:
@@ -404,8 +406,13 @@ def _load_test(spec: DatasetSpec, root: Path, problems: list[Problem], classes: 
     return _drop_duplicate_ids(test, problems, "Test")
 
 
-def load_dataset(spec: DatasetSpec, root: str | Path, *, spec_path: str | Path | None = None) -> Dataset:
-    """Build the manifest for a spec whose relative paths start at ``root``."""
+def load_dataset(spec: DatasetSpec, root: str | Path, *, spec_path: str | Path | None = None,
+                 overrides="file") -> Dataset:
+    """Build the manifest for a spec whose relative paths start at ``root``.
+
+    ``overrides``: label overrides to apply (``"file"``: the spec's overrides file, if any; None: none; a run's
+    record) — see :func:`engine.data.overrides.resolve_overrides`.
+    """
     root = Path(os.path.abspath(root))
     problems: list[Problem] = []
     if spec.layout == "folder":
@@ -424,15 +431,20 @@ def load_dataset(spec: DatasetSpec, root: str | Path, *, spec_path: str | Path |
     manifest.insert(3, "label_index", manifest["label"].map({c: i for i, c in enumerate(classes)}).astype("int64"))
     problems += class_problems(manifest["label"].value_counts())
     manifest["group"] = manifest["group"].astype(object)
+    manifest, applied = apply_dataset_overrides(manifest, classes, overrides, spec_path)
     test = _load_test(spec, root, problems, classes)
     return Dataset(
         spec=spec, root=root, spec_path=Path(spec_path) if spec_path else None, manifest=manifest, classes=classes,
-        test_manifest=test, metadata_columns=metadata, problems=problems,
+        test_manifest=test, metadata_columns=metadata, problems=problems, overrides=applied,
     )
 
 
-def open_dataset(path: str | Path, *, write_detected_spec: bool = True) -> Dataset:
-    """Open a dataset from a spec YAML or a folder (reading its ``dataset.yaml`` or detecting the layout)."""
+def open_dataset(path: str | Path, *, write_detected_spec: bool = True, overrides="file") -> Dataset:
+    """Open a dataset from a spec YAML or a folder (reading its ``dataset.yaml`` or detecting the layout).
+
+    ``overrides``: ``"file"`` (default) applies the label overrides beside the spec; None opens the dataset as
+    its files say; a run's recorded ``label_overrides`` re-applies what that run trained with.
+    """
     path = Path(path).expanduser()
     if not path.exists():
         raise DatasetError(f"{str(path)!r} does not exist; give a dataset folder or its spec YAML.")
@@ -440,12 +452,12 @@ def open_dataset(path: str | Path, *, write_detected_spec: bool = True) -> Datas
         if path.suffix.lower() not in {".yaml", ".yml"}:
             raise DatasetError(f"{str(path)!r} is not a dataset spec (a .yaml file) nor a folder.")
         spec = read_spec(path)
-        return load_dataset(spec, path.parent, spec_path=path)
+        return load_dataset(spec, path.parent, spec_path=path, overrides=overrides)
     if not os.access(path, os.R_OK | os.X_OK):
         raise DatasetError(f"Folder {str(path)!r} cannot be read (permission denied).")
     spec_file = path / SPEC_FILENAME
     if spec_file.is_file():
-        return load_dataset(read_spec(spec_file), path, spec_path=spec_file)
+        return load_dataset(read_spec(spec_file), path, spec_path=spec_file, overrides=overrides)
     from engine.data.detect import detect_spec
 
     spec = detect_spec(path)

@@ -158,6 +158,9 @@ class RunConfig(_Strict):
     excluded: list[dict[str, str]] = Field(
         default_factory=list, description="Filled when the run is created: training images left out because the "
                                           "scan could not read them (sample_id, path, reason).")
+    label_overrides: dict[str, Any] | None = Field(
+        None, description="Filled when the run is created: the dataset's label overrides it trains with "
+                          "(engine.data.overrides; None: the labels as the dataset's files give them).")
 
     @field_validator("tta_views")
     @classmethod

@@ -155,7 +155,7 @@ def _data_config(cfg: RunConfig) -> dict[str, Any]:
 def _tables(cfg: RunConfig, split: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     from engine.data import open_dataset
 
-    dataset = open_dataset(cfg.dataset, write_detected_spec=False)
+    dataset = open_dataset(cfg.dataset, write_detected_spec=False, overrides=cfg.label_overrides)  # as created
     if cfg.classes and list(dataset.classes) != list(cfg.classes):
         raise RunError(f"The dataset {cfg.dataset!r} now has classes {dataset.classes}, but the run was created with "
                        f"{cfg.classes}; its predictions would not line up. Create a new run.")

@@ -41,7 +41,8 @@ def _resolve_config(cfg, dataset):
     model = cfg.model.model_copy(update={"weights_source": resolve_weights(cfg.model)})
     return cfg.model_copy(update={"dataset": str(Path(spec_path).absolute()), "classes": list(dataset.classes),
                                   "image_size": image_size, "augment": augment, "model": model,
-                                  "excluded": list(dataset.excluded)})
+                                  "excluded": list(dataset.excluded),
+                                  "label_overrides": dataset.overrides.record() if dataset.overrides else None})
 
 
 def _check_one_split(configs) -> None:

@@ -1,13 +1,17 @@
-"""The Submit page's choice of combination: from the Ensemble page, or by hand (``submission_ui``)."""
+"""The Submit page's widgets: the combination to submit (from the Ensemble page, or by hand: ``submission_ui``),
+and the public leaderboard against CV (``leaderboard_section``)."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from engine.analysis.tta import TTA_MODES
+from engine.errors import EngineError
 from studio import state
-from studio.widgets.runs import run_label, select_latest_study
+from studio.widgets.runs import MISSING, run_label, select_latest_study
 
 VOTING = ["soft", "hard", "logit_mean", "geometric"]
 
@@ -51,3 +55,82 @@ def submission_ui(runs: pd.DataFrame) -> dict | None:
         return None
     return {"runs": chosen, "members": [[r, f] for r in chosen for f in folds], "weights": [1.0] * (len(chosen) * len(folds)),
             "voting": voting, "tta": tta, "views": None}
+
+
+# ---------------------------------------------------------------- CV <-> public leaderboard
+
+
+def expected_caption(expected: dict) -> str:
+    """The expected score of a written submission, with its interval, and the fallback when it is OOF's."""
+    interval = (expected.get("intervals") or {}).get("accuracy")
+    acc = f"accuracy {expected['accuracy']:.4f}" + (f" [{interval[0]:.4f}, {interval[1]:.4f}]" if interval else "")
+    text = (f"Expected score ({expected.get('basis', expected.get('subset'))}, n={expected.get('n')}): {acc}, "
+            f"macro-F1 {expected['macro_f1']:.4f}.")
+    return text + (f" :orange[{expected['fallback']}.]" if expected.get("fallback") else "")
+
+
+def _save_lb(workspace: Path) -> None:
+    from engine.submission import set_leaderboard_score
+
+    chosen = st.session_state.get(state.LB_SUBMISSION)
+    value = st.session_state.get("submit_lb_score")
+    if value is None:
+        st.session_state["submit_lb_message"] = ("error", "Type the score the public leaderboard gave first.")
+        return
+    try:
+        set_leaderboard_score(chosen, value, metric=st.session_state.get("submit_lb_metric"), workspace=workspace)
+    except EngineError as e:
+        st.session_state["submit_lb_message"] = ("error", str(e))
+    else:
+        st.session_state["submit_lb_message"] = ("success", f"Saved: public LB {value:.4f} for `{chosen}` (in its "
+                                                            "sidecar JSON).")
+
+
+def leaderboard_form(submissions: pd.DataFrame, workspace: Path) -> None:
+    """Enter the public-leaderboard score a submission got; it is stored in the submission's sidecar."""
+    from engine.submission import INTERVAL_METRICS
+
+    ids = list(submissions["id"])
+    if st.session_state.get(state.LB_SUBMISSION) not in ids:
+        st.session_state[state.LB_SUBMISSION] = ids[0]
+    with st.form("submit_lb_form", border=True):
+        c1, c2, c3 = st.columns([2, 1, 1], vertical_alignment="bottom")
+        c1.selectbox("Submission", ids, key=state.LB_SUBMISSION)
+        c2.number_input("Public LB score", min_value=0.0, value=None, step=0.0001, format="%.4f", key="submit_lb_score")
+        c3.selectbox("Metric", list(INTERVAL_METRICS), key="submit_lb_metric",
+                     help="What the leaderboard measures; the CV score it is compared with is the same metric.")
+        st.form_submit_button("Save LB score", icon=":material/leaderboard:", on_click=_save_lb, args=(workspace,))
+    message = st.session_state.pop("submit_lb_message", None)
+    if message:
+        {"error": st.error, "success": st.success}[message[0]](message[1])
+
+
+def leaderboard_section(workspace: Path) -> None:
+    """Every submission with its CV (holdout, OOF) and public-LB score, the CV-vs-LB chart, and the flags."""
+    from engine.submission import cv_lb_correlation, list_submissions
+    from studio.figures.leaderboard import cv_lb_figure
+
+    frame = list_submissions(workspace)
+    if frame.empty:
+        st.caption("None yet.")
+        return
+    shown = frame[["id", "created_at", "runs", "voting", "expected_on", "holdout_accuracy", "oof_accuracy", "lb_metric",
+                   "lb", "cv", "cv_low", "cv_high", "flag"]]
+    number = {c: st.column_config.NumberColumn(format="%.4f") for c in
+              ("holdout_accuracy", "oof_accuracy", "lb", "cv", "cv_low", "cv_high")}
+    st.dataframe(shown, hide_index=True, width="stretch", column_config=number, key="submit_table", placeholder=MISSING)
+    leaderboard_form(frame, workspace)
+    entered = frame[frame["lb"].notna()]
+    if entered.empty:
+        st.caption("Enter the public-leaderboard score of a submission to see it against its CV score here.")
+        return
+    metric = entered["lb_metric"].mode().iloc[0]
+    st.plotly_chart(cv_lb_figure(frame, cv_lb_correlation(frame, metric), metric), width="stretch",
+                    key="submit_cv_lb")
+    for row in entered.itertuples():
+        if row.flag == "outside":
+            st.warning(f"**{row.id}**: {row.message}", icon=":material/warning:")
+        elif row.flag == "no interval":
+            st.info(f"**{row.id}**: {row.message}")
+    st.caption("A point outside its CV interval is flagged: the interval is how far the CV score moves on another draw "
+               "of as many images, so an LB beyond it is more than chance (the public LB has its own noise too).")

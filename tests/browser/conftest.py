@@ -109,6 +109,15 @@ def study_studio_url(tmp_path_factory, tiny_study, demo_spec_path) -> str:
 
 
 @pytest.fixture(scope="session")
+def review_studio_url(tmp_path_factory, review_study) -> str:
+    """The studio on the label-review study's workspace (the demo dataset with 10% of its labels flipped)."""
+    _require_browser()
+    with serve_studio(tmp_path_factory.mktemp("review-studio"), review_study.workspace,
+                      str(review_study.spec_path)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; `make test` does it)")

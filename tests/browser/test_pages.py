@@ -131,11 +131,12 @@ def test_broken_dataset_path_shows_a_message(studio_url, page, screenshot_dir, t
     screenshot(page, screenshot_dir / "broken-dataset.png")
 
 
-STUDY_PAGES = ["train", "folds", "ensemble", "gradcam", "submit"]
+STUDY_PAGES = ["train", "folds", "ensemble", "gradcam", "review", "submit"]
 
 
 def test_study_pages_render_real_runs(study_studio_url, page, screenshot_dir):
-    """Train, Folds, Ensemble (every tab), Grad-CAM and Submit on a real trained study: no exception, screenshots."""
+    """Train, Folds, Ensemble (every tab), Grad-CAM, Review and Submit on a real trained study: no exception,
+    screenshots."""
     for name in STUDY_PAGES:
         page.goto(f"{study_studio_url.rstrip('/')}/{name}")
         wait_for_run(page)
@@ -143,7 +144,7 @@ def test_study_pages_render_real_runs(study_studio_url, page, screenshot_dir):
         assert page.get_by_text("No runs yet").count() == 0, f"{name}: the study's runs are not found"
         screenshot(page, screenshot_dir / f"study-{name}.png")
         if name == "ensemble":
-            for tab in ("TTA gains", "Label smoothing", "Combinations"):
+            for tab in ("TTA gains", "Label smoothing", "Combinations", "Label overrides"):
                 page.get_by_role("tab", name=tab).click()
                 wait_for_run(page)
                 assert_no_exception(page, f"Ensemble page, tab {tab!r}")

@@ -115,8 +115,8 @@ def test_ensemble_combination_goes_to_submit(study_env, demo_spec_path):
     assert at.get("download_button")
     # The submission is listed with its expected score.
     at = open_page("submit.py")
-    earlier = at.dataframe[-1].value
-    assert written.name in set(earlier["file"])
+    earlier = next(d.value for d in at.dataframe if "expected_on" in d.value.columns)
+    assert written.stem in set(earlier["id"])
 
 
 def test_submission_args_weights_left_out_members_zero():

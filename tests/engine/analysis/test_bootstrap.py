@@ -102,3 +102,24 @@ def test_bad_inputs_are_refused():
         B.paired_bootstrap(np.array([-1, 0]), np.array([0, 0]), np.array([0, 0]))
     with pytest.raises(AnalysisError, match="probabilities for log_loss"):
         B.paired_bootstrap(y, y, y, metric="log_loss")
+
+
+def test_bootstrap_interval_is_the_percentile_interval_of_one_prediction():
+    from engine.analysis.bootstrap import bootstrap_interval
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 400)
+    pred = np.where(rng.random(400) < 0.75, y, (y + 1) % 3)
+    value, low, high = bootstrap_interval(y, pred, n_resamples=2000, seed=1)
+    assert value == pytest.approx(np.mean(pred == y)) and low < value < high
+    se = np.sqrt(value * (1 - value) / 400)  # the normal approximation of a proportion's interval
+    assert low == pytest.approx(value - 1.96 * se, abs=0.012) and high == pytest.approx(value + 1.96 * se, abs=0.012)
+    assert bootstrap_interval(y, pred, n_resamples=2000, seed=1) == (value, low, high)  # seeded
+    # the same draws as paired_bootstrap's A side
+    proba = np.full((400, 3), 0.1)
+    proba[np.arange(400), pred] = 0.8
+    ll = bootstrap_interval(y, proba, metric="log_loss", seed=2)
+    assert ll[0] == pytest.approx(B.paired_bootstrap(y, proba, proba, metric="log_loss").value_a)
+    assert ll[1] < ll[0] < ll[2]
+    with pytest.raises(AnalysisError, match="bootstrap_interval needs labelled samples"):
+        bootstrap_interval(np.array([-1, 0]), np.array([0, 0]))
