@@ -129,3 +129,58 @@ def hub_cache(tmp_path, monkeypatch):
     cache.mkdir()
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     return SimpleNamespace(root=cache, add=lambda name, seed=0: write_hub_entry(cache, name, seed=seed))
+
+
+# ---------------------------------------------------------------- search / augmentation: a smaller dataset, a study
+
+
+@pytest.fixture(scope="session")
+def mini_spec_path(tmp_path_factory, demo_spec_path) -> Path:
+    """20 images per class of the demo dataset (200 in all, 32 px), no test set: for tests that train many runs."""
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    demo = demo_spec_path.parent
+    out = tmp_path_factory.mktemp("data") / "digits-mini"
+    rows = pd.read_csv(demo / "train.csv").groupby("label", sort=True).head(20)
+    for image in rows["image"]:
+        (out / "train" / image).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(demo / "train" / image, out / "train" / image)
+    rows.to_csv(out / "train.csv", index=False)
+    spec = {"format_version": 1, "name": "digits-mini", "layout": "csv",
+            "train": {"images": "train", "csv": "train.csv", "path_column": "image", "label_column": "label"}}
+    (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return out / "dataset.yaml"
+
+
+@pytest.fixture(scope="session")
+def augment_study(tmp_path_factory, mini_spec_path):
+    """Two runs trained once per test run (in-process, CPU) that differ only in augmentation: presets 'none' and
+    'medium' (``vary: {augment: [none, medium]}``), test_resnet at 32 px, k=2, 20% holdout, 2 epochs.
+    Returns a SimpleNamespace with ``workspace``, ``run_dirs`` (none, then medium). Treat the runs as read-only."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from engine.runs.store import create_runs
+    from engine.training.config import load_run_configs
+    from engine.training.fit import train_run
+
+    workspace = tmp_path_factory.mktemp("augment-workspace")
+    configs = load_run_configs({
+        "name": "aug", "dataset": str(mini_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32,
+        "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity", "hflip"], "device": "cpu",
+        "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "num_workers": 0},
+        "vary": {"augment": ["none", "medium"]},
+    })
+    run_dirs = create_runs(configs, workspace=workspace)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run_dir in run_dirs:
+            train_run(run_dir, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    return SimpleNamespace(workspace=workspace, run_dirs=run_dirs)
