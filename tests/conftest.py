@@ -184,3 +184,33 @@ def augment_study(tmp_path_factory, mini_spec_path):
     finally:
         torch.set_num_threads(threads)
     return SimpleNamespace(workspace=workspace, run_dirs=run_dirs)
+
+
+@pytest.fixture(scope="session")
+def finished_search(tmp_path_factory, mini_spec_path):
+    """A real Optuna search run once per test run: 2 trials (learning rate x augmentation preset) on the mini
+    dataset, each a run trained by a local job process (test_resnet, 32 px, k=2, 1 epoch). Returns a
+    SimpleNamespace with ``workspace`` and ``path`` (the search directory). Treat it as read-only."""
+    from types import SimpleNamespace
+
+    from engine.search import create_search, run_search
+
+    workspace = tmp_path_factory.mktemp("search-workspace")
+    config = {"dataset": str(mini_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32, "device": "cpu",
+              "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity"],
+              "train": {"epochs": 1, "batch_size": 16, "num_workers": 0},
+              "search": {"name": "tiny search", "trials": 2, "metric": "accuracy", "seed": 3,
+                         "params": {"train.lr": {"low": 1e-3, "high": 3e-2, "log": True}, "augment": ["none", "light"]}}}
+    path = create_search(config, workspace=workspace)
+    # The job processes inherit it: two OpenMP threads per tiny model crawl on a busy 2-core runner.
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        state = run_search(path, poll_s=0.2)
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+    assert state == "done", (path / "status.json").read_text()
+    return SimpleNamespace(workspace=workspace, path=path)

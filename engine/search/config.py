@@ -98,7 +98,8 @@ def _describe(e: dict) -> str:
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
         return f"{loc}: unknown field{hint} Allowed fields: {list(model.model_fields)}."
     if e.get("type") == "literal_error":
-        return f"The {loc!r} parameter must be one of {e.get('ctx', {}).get('expected', '')}. Got {e.get('input')!r} instead."
+        allowed = e.get("ctx", {}).get("expected", "")
+        return f"The {loc!r} parameter must be one of {allowed}. Got {e.get('input')!r} instead."
     return f"The {loc!r} parameter: {e['msg']}. Got {e.get('input')!r} instead."
 
 
@@ -184,7 +185,8 @@ def _leaf_fields() -> list[str]:
 
 def _numeric_kind(ann: Any) -> type | None:
     """int or float for a numeric field (Optional allowed), else None."""
-    args = typing.get_args(ann) if isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union else (ann,)
+    union = isinstance(ann, types.UnionType) or typing.get_origin(ann) is typing.Union
+    args = typing.get_args(ann) if union else (ann,)
     kinds = [a for a in args if a is not type(None)]
     if len(kinds) == 1 and kinds[0] in (int, float):
         return kinds[0]
