@@ -42,7 +42,8 @@ else:
                 st.warning(note)
 
 # Only whether a job is live decides the polling; the fragment reads the full table itself.
-active = bool(loaders.active_jobs(workspace))
+# A running search counts: its next trial's run appears between two jobs.
+active = bool(loaders.active_jobs(workspace)) or search.active_searches(workspace)
 
 
 @st.fragment(run_every=jobs.REFRESH_SECONDS if active else None)
@@ -59,8 +60,8 @@ def monitor() -> None:
     by_id = table.set_index("run_id")
     chosen = st.selectbox("Run", ids, key=state.TRAIN_SELECTED_RUN, format_func=lambda r: f"{by_id.at[r, 'name']} · {r}")
     jobs.run_detail(run_loaders.run_record(by_id.at[chosen, "path"]), launcher=create_launcher(workspace=workspace))
-    if not table["state"].isin(jobs.ACTIVE).any() and active:
-        st.rerun()  # the last job finished: redraw the page so polling stops
+    if active and not table["state"].isin(jobs.ACTIVE).any() and not search.active_searches(workspace):
+        st.rerun()  # the last job (and search) finished: redraw the page so polling stops
 
 
 monitor()

@@ -158,7 +158,7 @@ def mini_spec_path(tmp_path_factory, demo_spec_path) -> Path:
 @pytest.fixture(scope="session")
 def augment_study(tmp_path_factory, mini_spec_path):
     """Two runs trained once per test run (in-process, CPU) that differ only in augmentation: presets 'none' and
-    'medium' (``vary: {augment: [none, medium]}``), test_resnet at 32 px, k=2, 20% holdout, 2 epochs.
+    'medium' (``vary: {augment: [none, medium]}``), test_resnet at 32 px, k=2, 20% holdout, 3 epochs.
     Returns a SimpleNamespace with ``workspace``, ``run_dirs`` (none, then medium). Treat the runs as read-only."""
     from types import SimpleNamespace
 
@@ -172,7 +172,7 @@ def augment_study(tmp_path_factory, mini_spec_path):
     configs = load_run_configs({
         "name": "aug", "dataset": str(mini_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32,
         "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity", "hflip"], "device": "cpu",
-        "train": {"epochs": 2, "batch_size": 16, "lr": 3e-3, "weight_decay": 0.0, "num_workers": 0},
+        "train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "weight_decay": 0.0, "num_workers": 0},
         "vary": {"augment": ["none", "medium"]},
     })
     run_dirs = create_runs(configs, workspace=workspace)

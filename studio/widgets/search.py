@@ -155,7 +155,7 @@ def _status_line(row: dict) -> str:
 
 def _search_label(table: pd.DataFrame):
     by_id = table.set_index("search_id")
-    return lambda sid: f"{by_id.at[sid, 'name']} · {by_id.at[sid, 'state']} · {sid}"
+    return lambda sid: f"{by_id.at[sid, 'name']} · {by_id.at[sid, 'trials']} trials · {sid}"
 
 
 def results_ui(workspace: Path) -> None:
@@ -174,6 +174,8 @@ def results_ui(workspace: Path) -> None:
 
     @st.fragment(run_every=REFRESH_SECONDS if active else None)
     def live() -> None:
+        if st.session_state.pop(_FULL_RERUN, False):
+            st.rerun()  # an action changed what the whole page shows (mode, monitor, polling): not just this part
         search_detail(workspace, chosen, rerun_when_done=active)
 
     live()
@@ -208,8 +210,18 @@ def search_detail(workspace: Path, search_id: str, *, rerun_when_done: bool = Fa
         st.rerun()  # the search ended: redraw the page so polling stops
 
 
+_FULL_RERUN = "train_search_full_rerun"  # set by the callbacks below: the fragment then reruns the whole page
+
+
+def active_searches(workspace: Path) -> bool:
+    """Whether a search of the workspace is queued or running (the page then polls its monitor too)."""
+    table = search_loaders.searches_table(workspace)
+    return bool(not table.empty and table["state"].isin(ACTIVE).any())
+
+
 def _say(kind: str, text: str) -> None:
     st.session_state[state.TRAIN_SEARCH_MESSAGE] = (kind, text)
+    st.session_state[_FULL_RERUN] = True
 
 
 def _guarded(action, done: str) -> None:
@@ -263,6 +275,7 @@ def trials_ui(workspace: Path, trials: pd.DataFrame, params: list[str]) -> None:
 
 def _show_run(run_id: str) -> None:
     st.session_state[state.TRAIN_SELECTED_RUN] = run_id
+    st.session_state[_FULL_RERUN] = True
 
 
 def best_ui(workspace: Path, record, status: dict) -> None:
@@ -284,6 +297,7 @@ def use_best(run_dir: str, label: str) -> None:
     st.session_state[state.TRAIN_TRIAL_PIPELINE] = pipeline
     st.session_state.update(values)
     st.session_state[state.TRAIN_MODE] = "train"
+    st.session_state[_FULL_RERUN] = True
 
 
 def figures_ui(search_dir: str, token: tuple) -> None:
