@@ -168,7 +168,7 @@ class SearchLoop:
             self.say(f"trial {number}: failed before training: {e}")
             return TrialOutcome(number, "failed", error=str(e))
         trial.set_user_attr("run_id", run_dir.name)
-        self._join_study(run_dir, number)
+        self._join_study(run_dir, number, values)
         self._write_progress(current_trial=number, current_run_id=run_dir.name,
                              message=f"trial {number}: training run {run_dir.name}")
         self.say(f"trial {number}: run {run_dir.name} {values}")
@@ -184,12 +184,23 @@ class SearchLoop:
                  + (f" ({outcome.error})" if outcome.error else ""))
         return outcome
 
-    def _join_study(self, run_dir: Path, number: int) -> None:
-        """The trial's run belongs to the search: status ``study_id`` (TensorBoard's hparams, the runs table)."""
-        from engine.runs.store import update_status
+    def _join_study(self, run_dir: Path, number: int, values: dict[str, Any]) -> None:
+        """The trial's run belongs to the search as to a study: status ``study_id`` (the runs table, TensorBoard's
+        hparams) and ``studies/<search_id>.yaml`` (its runs, and each searched value per run under ``varied``)."""
+        import yaml
 
-        update_status(run_dir, study_id=self.record.search_id,
-                      search={"search_id": self.record.search_id, "trial": number})
+        from engine.io import atomic_write_text
+        from engine.runs.store import studies_dir, update_status
+
+        search_id = self.record.search_id
+        update_status(run_dir, study_id=search_id, search={"search_id": search_id, "trial": number})
+        path = studies_dir(self.record.workspace) / f"{search_id}.yaml"
+        study = (yaml.safe_load(path.read_text(encoding="utf-8")) if path.is_file() else None) or {
+            "study_id": search_id, "created_at": now_iso(), "search_id": search_id, "runs": [], "varied": {}}
+        study["runs"].append(run_dir.name)
+        for key in self.cfg.params:
+            study["varied"].setdefault(key, []).append(values.get(key))
+        atomic_write_text(path, yaml.safe_dump(study, sort_keys=False))
 
     def watch(self, trial, run_dir: Path) -> TrialOutcome:
         """Report each new epoch's validation metric until the run ends; prune it when the pruner says so."""

@@ -37,8 +37,8 @@ def test_search_launched_from_the_browser_runs_in_the_background_and_survives_a_
     workspace = tmp_path / "workspace"
     with serve_studio(tmp_path, workspace, str(mini_spec_path)) as url:
         _open_search_mode(page, url)
-        _set_number(page, "Trials", 2)
-        _set_number(page, "Epochs", 1)
+        for label, value in (("Image size", 32), ("Folds (k)", 2), ("Epochs", 1), ("Data workers", 0), ("Trials", 2)):
+            _set_number(page, label, value)
         page.get_by_role("button", name="Launch search").click()
         wait_for_run(page)
         assert_no_exception(page, "after Launch search")

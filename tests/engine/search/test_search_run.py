@@ -75,6 +75,9 @@ def test_trials_are_runs_sharing_one_split_and_the_median_pruner_cancels_a_bad_o
     assert store.read_config(first).train.lr == pytest.approx(1e-2)
     assert store.read_config(first).name == "prune test #0"
     assert store.read_status(first)["study_id"] == record.search_id
+    study_file = store.read_study(record.search_id, search_workspace)
+    assert study_file["runs"] == [first.name, run_dirs[1].name]
+    assert study_file["varied"]["train.lr"] == pytest.approx([1e-2, 1e-7])
 
     # trial 1: cancelled through the launcher at its first reported epoch, with the reason in its status
     status = effective_status(pruned)
