@@ -82,16 +82,21 @@ def _foreground(path: Path) -> int:
     return 130 if state == "cancelled" else 0
 
 
+def _start(path: Path, *, detach: bool, start) -> int:
+    """Print the search id, then run its trials here, or start its background process (``detach``)."""
+    print(path.name, flush=True)
+    if detach:
+        start(path)
+        return 0
+    return _foreground(path)
+
+
 def _search(args) -> int:
     from engine.search import create_search, start_search
 
     path = create_search(args.config, trials=args.trials, timeout=args.timeout, overrides=args.overrides,
                          workspace=args.workspace)
-    print(path.name, flush=True)
-    if args.detach:
-        start_search(path)
-        return 0
-    return _foreground(path)
+    return _start(path, detach=args.detach, start=start_search)
 
 
 def _fmt(value) -> str:
@@ -150,12 +155,7 @@ def _cancel(args) -> int:
 def _resume(args) -> int:
     from engine.search.launch import check_resumable, start_search
 
-    path = check_resumable(args.search, workspace=args.workspace)
-    print(path.name, flush=True)
-    if args.detach:
-        start_search(path)
-        return 0
-    return _foreground(path)
+    return _start(check_resumable(args.search, workspace=args.workspace), detach=args.detach, start=start_search)
 
 
 def _search_job(args) -> int:

@@ -68,10 +68,10 @@ def prepare_search(config: str | os.PathLike | Mapping[str, Any], *, trials: int
     from engine.training.config import _set_dotted, load_run_configs, parse_override, validate_against_dataset
 
     data, base_dir = _read_config(config)
+    if isinstance(data.get("search"), Mapping):  # --trials / --timeout win over the section's
+        data["search"] = {**data["search"], **({"trials": trials} if trials is not None else {}),
+                          **({"timeout": timeout} if timeout is not None else {})}
     base, search = split_search_config(data)
-    if trials is not None or timeout is not None:
-        search = search.model_validate({**search.model_dump(), **({"trials": trials} if trials is not None else {}),
-                                        **({"timeout": timeout} if timeout is not None else {})})
     for key, value in (parse_override(o) for o in overrides):
         _set_dotted(base, key, value)
     base = absolute_paths(base, base_dir)
