@@ -11,11 +11,15 @@ In a temporary workspace (the demo dataset written there):
    ``engine.search.run_search`` - each trial a run started by the local launcher (a job process).
 
 Reported: the search's wall time; the trials' own time (each run's ``started_at`` -> ``finished_at``:
-building the fold data, training, predicting); the overhead per trial = (wall time - trials' own
-time) / trials, split into the job process start (submit -> ``started_at``: Python, torch, timm
-imports) and the rest (Optuna's sampler and SQLite, creating the run, polling, scoring); and the
-best trial's OOF macro-F1 against the default run's, with the paired-bootstrap interval of the
-difference (both runs share the split, so every image is compared with itself).
+building the fold data, training, predicting; for a pruned trial, until it stopped); the overhead
+per trial = (wall time - trials' own time) / trials, split with Optuna's trial timestamps and the
+runs' status into: *prepare* (``study.ask`` -> the run submitted: sampling, validating the config,
+creating the run directory and its split), *job start* (submitted -> ``started_at``: a fresh Python
+importing torch and timm, then the device lock), *finish* (``finished_at`` -> ``study.tell``: the
+job's exit, the poll interval, scoring the OOF predictions; for a pruned trial, the cancel) and
+*between* (tell -> the next ask, and the search's own start and end); and the best trial's OOF
+macro-F1 against the default run's, with the paired-bootstrap interval of the difference (both runs
+share the split, so every image is compared with itself).
 """
 
 from __future__ import annotations
@@ -88,15 +92,21 @@ def run_the_search(spec: Path, workspace: Path, args) -> tuple[Path, float]:
 
 
 def trial_times(search_dir: Path, workspace: Path) -> list[dict]:
+    """Per trial: state, value, and seconds of prepare / start / own / finish (see the module docstring)."""
     import json
 
-    from engine.search import search_trials
+    from engine.search import load_study, read_search
 
+    study = load_study(read_search(search_dir).search_id, workspace=workspace)
     rows = []
-    for trial in search_trials(search_dir).to_dict(orient="records"):
-        status = json.loads((workspace / "runs" / trial["run_id"] / "status.json").read_text())
-        rows.append({**trial, "own": seconds(status.get("started_at"), status.get("finished_at")),
-                     "start": seconds(status.get("created_at"), status.get("started_at"))})
+    for t in study.get_trials():
+        status = json.loads((workspace / "runs" / t.user_attrs["run_id"] / "status.json").read_text())
+        asked, told = t.datetime_start.astimezone().isoformat(), t.datetime_complete.astimezone().isoformat()
+        submitted = t.user_attrs["submitted_at"]
+        rows.append({"number": t.number, "state": t.state.name, "value": t.value, "asked": asked, "told": told,
+                     "prepare": seconds(asked, submitted), "start": seconds(submitted, status.get("started_at")),
+                     "own": seconds(status.get("started_at"), status.get("finished_at")),
+                     "finish": seconds(status.get("finished_at"), told)})
     return rows
 
 
@@ -117,8 +127,9 @@ def report(args, where: str, default_wall: float, default_dir: Path, search_wall
 
     n = len(trials)
     own = sum(t["own"] for t in trials)
-    start = sum(t["start"] for t in trials)
+    parts = {k: sum(t[k] for t in trials) / n for k in ("prepare", "start", "finish")}
     overhead = (search_wall - own) / n
+    parts["between"] = overhead - sum(parts.values())
     default_f1 = objective_value(default_dir, "macro_f1")
     states = ", ".join(f"{sum(t['state'] == s for t in trials)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL")
                        if any(t["state"] == s for t in trials))
@@ -134,19 +145,20 @@ def report(args, where: str, default_wall: float, default_dir: Path, search_wall
         f"| search, wall time ({n} trials) | {search_wall:.0f} s ({search_wall / default_wall:.1f}x the baseline run) |",
         f"| trials' own time (started -> finished, summed) | {own:.0f} s |",
         f"| overhead per trial: wall time minus own time, / {n} | {overhead:.1f} s |",
-        f"| - of which the job process start (submit -> started) | {start / n:.1f} s |",
-        f"| - of which the search machinery (Optuna + SQLite, run creation, polling, scoring) | "
-        f"{overhead - start / n:.1f} s |",
+        f"| - prepare: ask, sample, validate, create the run (split) and submit it | {parts['prepare']:.1f} s |",
+        f"| - job start: a fresh Python importing torch + timm, the device lock | {parts['start']:.1f} s |",
+        f"| - finish: job exit, poll, scoring the OOF predictions (pruned: the cancel), tell | "
+        f"{parts['finish']:.1f} s |",
+        f"| - between trials (and the search's own start / end) | {parts['between']:.1f} s |",
         f"| default config, OOF macro-F1 | {default_f1:.4f} |",
         f"| best trial (#{best['number']}), OOF macro-F1 | {best['value']:.4f} |",
         f"| best minus default (95% paired-bootstrap interval, same split) | {diff.diff:+.4f} "
         f"[{diff.diff_range[0]:+.4f}, {diff.diff_range[1]:+.4f}] |", "",
         "Best trial's parameters: " + ", ".join(f"`{k}` = {v:.4g}" if isinstance(v, float) else f"`{k}` = {v}"
                                                 for k, v in best["params"].items()) + ".", "",
-        "Reading it: nearly all of the overhead is the job process each trial starts (a fresh Python importing "
-        "torch and timm, as every run launched from the studio does); Optuna's ask / tell on SQLite and the "
-        "polling of metrics.csv add little. A pruned trial's own time is the part it trained before it was "
-        "cancelled.",
+        "Per trial (seconds): " + "; ".join(
+            f"#{t['number']} {t['state'].lower()} own {t['own']:.0f}, prepare {t['prepare']:.1f}, start "
+            f"{t['start']:.1f}, finish {t['finish']:.1f}" for t in trials) + ".",
     ]
     return "\n".join(lines)
 

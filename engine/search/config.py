@@ -33,9 +33,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, Field
 
 from engine.errors import ConfigError
+from engine.validation import StrictModel, validate_model
 
 STRENGTH_PARAM = "augment_strength"
 METRIC_COLUMNS = {"macro_f1": "val_macro_f1", "accuracy": "val_accuracy", "log_loss": "val_loss"}
@@ -43,11 +44,7 @@ METRIC_COLUMNS = {"macro_f1": "val_macro_f1", "accuracy": "val_accuracy", "log_l
 _FIXED = ("dataset", "split", "classes", "format_version", "name", "device", "vary", "search")
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ParamSpec(_Strict):
+class ParamSpec(StrictModel):
     """A range (``low`` / ``high``, optionally ``log`` or ``step``) or a list of ``choices``."""
 
     low: float | None = None
@@ -61,7 +58,7 @@ class ParamSpec(_Strict):
         return self.choices is not None
 
 
-class SearchConfig(_Strict):
+class SearchConfig(StrictModel):
     name: str | None = Field(None, description="Shown in the studio and in trial run names (default: derived).")
     metric: Literal["macro_f1", "accuracy", "log_loss"] = "macro_f1"
     evaluate_on: Literal["oof", "fold0"] = Field(
@@ -90,17 +87,10 @@ class SearchConfig(_Strict):
 # ---------------------------------------------------------------- parsing
 
 
-def _describe(e: dict) -> str:
-    loc = ".".join(str(p) for p in ("search", *e["loc"]))
-    if e.get("type") == "extra_forbidden":
-        model = ParamSpec if len(e["loc"]) >= 3 and e["loc"][0] == "params" else SearchConfig
-        close = difflib.get_close_matches(str(e["loc"][-1]), list(model.model_fields), n=2)
-        hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else "."
-        return f"{loc}: unknown field{hint} Allowed fields: {list(model.model_fields)}."
-    if e.get("type") == "literal_error":
-        allowed = e.get("ctx", {}).get("expected", "")
-        return f"The {loc!r} parameter must be one of {allowed}. Got {e.get('input')!r} instead."
-    return f"The {loc!r} parameter: {e['msg']}. Got {e.get('input')!r} instead."
+class _SearchSection(StrictModel):
+    """Wraps the section so that messages name its fields as ``search.<field>``."""
+
+    search: SearchConfig
 
 
 def parse_search_section(section: Any) -> SearchConfig:
@@ -115,11 +105,7 @@ def parse_search_section(section: Any) -> SearchConfig:
                           "e.g. {'train.lr': {'low': 1e-4, 'high': 1e-1, 'log': True}}. "
                           f"Got {params!r} instead.")
     data["params"] = {str(k): ({"choices": v} if isinstance(v, list) else v) for k, v in params.items()}
-    try:
-        cfg = SearchConfig.model_validate(data)
-    except ValidationError as err:
-        lines = [_describe(e) for e in err.errors()]
-        raise ConfigError("The 'search' section is invalid:\n  - " + "\n  - ".join(lines)) from None
+    cfg = validate_model(_SearchSection, {"search": data}, error=ConfigError, what="The 'search' section").search
     for key, spec in cfg.params.items():
         check_param(key, spec)
     if "augment" in cfg.params and STRENGTH_PARAM in cfg.params:

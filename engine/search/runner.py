@@ -174,6 +174,7 @@ class SearchLoop:
         self.say(f"trial {number}: run {run_dir.name} {values}")
         try:
             self.launcher.submit(run_dir, folds=[0] if self.cfg.evaluate_on == "fold0" else None)
+            trial.set_user_attr("submitted_at", now_iso())  # with the run's started_at: the job's start-up time
         except EngineError as e:
             trial.set_user_attr("error", str(e))
             self.study.tell(trial, state=TrialState.FAIL)
