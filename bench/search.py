@@ -125,6 +125,7 @@ def report(args, where: str, default_wall: float, default_dir: Path, search_wall
            best: dict, diff) -> str:
     from engine.search import objective_value
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
     n = len(trials)
     own = sum(t["own"] for t in trials)
     parts = {k: sum(t[k] for t in trials) / n for k in ("prepare", "start", "finish")}
@@ -156,6 +157,9 @@ def report(args, where: str, default_wall: float, default_dir: Path, search_wall
         f"[{diff.diff_range[0]:+.4f}, {diff.diff_range[1]:+.4f}] |", "",
         "Best trial's parameters: " + ", ".join(f"`{k}` = {v:.4g}" if isinstance(v, float) else f"`{k}` = {v}"
                                                 for k, v in best["params"].items()) + ".", "",
+        *([f"The machine was shared and busy (load average {load:.1f} on {os.cpu_count()} cores at the start): "
+           "every time here is inflated by other work; the split of the overhead holds better than its total.", ""]
+          if load > (os.cpu_count() or 1) else []),
         "Per trial (seconds): " + "; ".join(
             f"#{t['number']} {t['state'].lower()} own {t['own']:.0f}, prepare {t['prepare']:.1f}, start "
             f"{t['start']:.1f}, finish {t['finish']:.1f}" for t in trials) + ".",

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.jobs.liveness import ACTIVE_STATES, FINAL_STATES, now_iso, pid_alive
+from engine.jobs.liveness import ACTIVE_STATES, now_iso, pid_alive
 from engine.search.record import SearchRecord, read_search, update_search_status
 from engine.search.space import suggest, trial_config
 from engine.search.storage import load_study
@@ -229,8 +229,9 @@ class SearchLoop:
                 trial.report(value, step)
                 if status["state"] in ACTIVE_STATES and trial.should_prune():
                     return self._prune(trial, run_dir, int(row.fold), int(row.epoch), value)
-            if status["state"] in FINAL_STATES and pid_alive(status.get("pid")):
-                # The job writes its last words (the error text, "done") just before it exits: wait for them.
+            if status["state"] in ("failed", "cancelled") and pid_alive(status.get("pid")):
+                # The job writes its last words (the error text) just before it exits: wait for them. A done
+                # run's files are complete already; the next trial's job may start while this one exits.
                 exit_deadline = exit_deadline or time.monotonic() + EXIT_WAIT_S
                 if time.monotonic() < exit_deadline:
                     time.sleep(self.poll_s)
