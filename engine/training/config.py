@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -322,6 +323,9 @@ def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Se
         path = Path(path_or_dict)
         data, base, source = _read_yaml(path), path.resolve().parent, f"config file {str(path)!r}"
     vary = data.pop("vary", None)
+    if data.pop("search", None) is not None:  # a search config trains as its base run (engine.search reads the rest)
+        logging.getLogger(__name__).info("%s: the 'search' section is left out (python -m engine search runs it)",
+                                         source)
     parsed_overrides = [parse_override(o) for o in overrides]
     configs = []
     for combo in _vary_combinations(vary):

@@ -19,6 +19,7 @@ from engine.augment.presets import PRESET_NAMES
 from engine.data import Dataset
 from engine.errors import ConfigError, EngineError
 from studio import search_loaders, state
+from studio.figures.compare import METRIC_LABELS
 from studio.figures.search import SEARCH_FIGURES
 from studio.widgets.jobs import ACTIVE, REFRESH_SECONDS, STATE_ICONS
 from studio.widgets.train_form import QUICK_MODELS, build_config, form_state_from_config, model_names
@@ -150,7 +151,7 @@ def launch_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> None:
 def _status_line(row: dict) -> str:
     best = "" if row.get("best_value") is None else (f" · best {row['best_value']:.4f} (trial {row['best_trial']})")
     return (f"{STATE_ICONS.get(row['state'], '')} **{row['state']}** · {row.get('trials_done', 0)}/{row['trials']} "
-            f"trials · {row['direction']} {row['evaluate_on']} {METRICS.get(row['metric'], row['metric'])}{best}")
+            f"trials · {row['direction']} {row['evaluate_on']} {METRIC_LABELS.get(row['metric'], row['metric'])}{best}")
 
 
 def _search_label(table: pd.DataFrame):

@@ -79,12 +79,14 @@ def test_search_and_vary_do_not_mix_and_a_search_needs_its_section(demo_spec_pat
         prepare_search({k: v for k, v in data.items() if k != "search"})
 
 
-def test_load_run_configs_refuses_a_search_section_with_a_pointer(demo_spec_path):
-    """`train CONFIG` on a search config: the search section is not a run field (the search command strips it)."""
+def test_train_reads_a_search_config_as_its_base_run(demo_spec_path):
+    """`train CONFIG` on a search config trains the base run: load_run_configs leaves the section out."""
     from engine.training.config import load_run_configs
 
-    with pytest.raises(ConfigError, match="search: unknown field"):
-        load_run_configs(search_config(demo_spec_path))
+    data = search_config(demo_spec_path)
+    (cfg,) = load_run_configs(data)
+    assert (cfg.model.name, cfg.train.epochs) == ("test_resnet", 1)
+    assert "search" in data  # the caller's mapping is untouched
 
 
 def test_relative_paths_resolve_against_the_config_file(demo_spec_path, tmp_path, workspace):
