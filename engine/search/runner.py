@@ -256,7 +256,8 @@ class SearchLoop:
         column = self.cfg.epoch_column
         why = (f"pruned by search {self.record.search_id} (trial {trial.number}): {column} {value:.4f} at fold {fold} "
                f"epoch {epoch} is worse than the median of earlier trials")
-        self._cancel_run(run_dir, why)
+        if self._cancel_run(run_dir, why) == "done":  # it finished before the cancel reached it: score it
+            return self._complete(trial, run_dir)
         trial.set_user_attr("pruned_at", {"fold": fold, "epoch": epoch, column: value})
         self.study.tell(trial, state=TrialState.PRUNED)
         return TrialOutcome(trial.number, "pruned", value=value, run_id=run_dir.name)
@@ -277,19 +278,22 @@ class SearchLoop:
         self.study.tell(trial, value)
         return TrialOutcome(trial.number, "complete", value=value, run_id=run_dir.name)
 
-    def _cancel_run(self, run_dir: Path, message: str) -> None:
-        """Cancel the run through the launcher (if still active) and say why in its status."""
+    def _cancel_run(self, run_dir: Path, message: str) -> str | None:
+        """Cancel the run through the launcher (if still active), say why in its status; return its final state."""
         from engine.jobs import effective_status
         from engine.runs.store import update_status
 
         if not (run_dir / "status.json").is_file():
-            return
+            return None
         if effective_status(run_dir)["state"] in ACTIVE_STATES:
             try:
                 self.launcher.cancel(run_dir)
             except EngineError as e:  # it ended meanwhile
                 log.debug("cancel %s: %s", run_dir.name, e)
-        update_status(run_dir, message=message)
+        state = effective_status(run_dir)["state"]
+        if state == "cancelled":
+            update_status(run_dir, message=message)
+        return state
 
 
 # ---------------------------------------------------------------- the process
