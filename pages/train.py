@@ -26,7 +26,7 @@ mode = st.segmented_control("Launch", ["train", "search"], key=state.TRAIN_MODE,
                             format_func={"train": "Train a config", "search": "Search hyperparameters (Optuna)"}.get)
 if mode == "search":
     search.launch_ui(dataset, workspace, list_devices())
-    search.results_ui(workspace)
+    search.results_ui(workspace, dataset)
 else:
     try:
         config = run_config_ui(dataset, workspace, list_devices())

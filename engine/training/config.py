@@ -288,12 +288,10 @@ def config_image_size(data: Mapping[str, Any]) -> int:
     size = data.get("image_size")
     if size is not None:
         return size
-    from engine.training.models import check_model_name, create_model, resolve_data_config
+    from engine.training.models import model_data_config
 
     model = parse_run_config({"dataset": "", "model": data.get("model") or {}}, source="run config").model
-    check_model_name(model.name)
-    model = model.model_copy(update={"pretrained_file": None})
-    return int(resolve_data_config(create_model(model, 2))["input_size"][-1])
+    return int(model_data_config(model)["input_size"][-1])
 
 
 def _augment_labels(configs: Sequence[RunConfig], specs: list[Any]) -> list[Any]:

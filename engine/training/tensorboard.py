@@ -120,7 +120,7 @@ def run_hparams(cfg) -> dict[str, Any]:
     train = cfg.train
     augment = preset_name_of(cfg.augment, cfg.image_size) if cfg.augment is not None else "light"
     return {
-        "model": cfg.model.name, "pretrained": bool(cfg.model.pretrained_file), "image_size": int(cfg.image_size or 0),
+        "model": cfg.model.name, "pretrained": str(cfg.model.pretrained), "image_size": int(cfg.image_size or 0),
         "k": int(cfg.split.k), "epochs": int(train.epochs), "batch_size": int(train.batch_size),
         "optimizer": train.optimizer, "lr": float(train.lr), "weight_decay": float(train.weight_decay),
         "scheduler": train.scheduler, "loss": train.loss, "label_smoothing": float(train.label_smoothing),

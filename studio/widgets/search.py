@@ -22,7 +22,14 @@ from studio import search_loaders, state
 from studio.figures.compare import METRIC_LABELS
 from studio.figures.search import SEARCH_FIGURES
 from studio.widgets.jobs import ACTIVE, REFRESH_SECONDS, STATE_ICONS
-from studio.widgets.train_form import QUICK_MODELS, build_config, form_state_from_config, model_names
+from studio.widgets.train_form import (
+    PRETRAINED_CHOICES,
+    QUICK_MODELS,
+    build_config,
+    form_state_from_config,
+    model_names,
+    pin_defaults,
+)
 
 METRICS = {"macro_f1": "macro-F1 (max)", "accuracy": "accuracy (max)", "log_loss": "log loss (min)"}
 EVALUATE_ON = {"oof": "OOF over every fold", "fold0": "fold 0 only (trains fold 0: faster)"}
@@ -37,9 +44,12 @@ def search_form_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dic
     small = dataset.name == "digits-demo"
     with st.form("search_form", border=True):
         st.markdown("**Every trial shares** (the split too: trials compare like for like)")
-        c1, c2, c3, c4, c5 = st.columns([3, 1, 1, 1, 1])
-        models = c1.multiselect("Models (several: the search picks)", model_names(), default=[QUICK_MODELS[1]],
+        c0, c1, c2, c3, c4, c5 = st.columns([3, 2, 1, 1, 1, 1])
+        models = c0.multiselect("Models (several: the search picks)", model_names(), default=[QUICK_MODELS[1]],
                                 key="train_search_models")
+        pretrained = c1.selectbox("Pretrained weights", ["none", "hub"], format_func=PRETRAINED_CHOICES.get,
+                                  key="train_search_pretrained",
+                                  help="timm's weights from the Hugging Face cache (nothing is downloaded), or none.")
         image_size = c2.number_input("Image size", 8, 1024, 32 if small else 224, step=8, key="train_search_size")
         k = c3.number_input("Folds (k)", 2, 20, 2 if small else 5, key="train_search_k")
         epochs = c4.number_input("Epochs", 1, 500, 2 if small else 10, key="train_search_epochs")
@@ -86,14 +96,15 @@ def search_form_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dic
         lr=(lr_low, lr_high) if use_lr else None, weight_decay=(wd_low, wd_high) if use_wd else None,
         label_smoothing=(ls_low, ls_high) if use_ls else None, batches=batches, aug_mode=aug_mode, presets=presets,
         strength=strength, metric=metric, evaluate_on=evaluate_on, trials=trials, timeout_min=timeout,
-        pruner=pruner, device=device, name=name)
+        pruner=pruner, device=device, name=name, pretrained=pretrained)
 
 
 def build_search_config(dataset: Dataset, workspace: Path, *, models: list[str], image_size: int, k: int, epochs: int,
                         workers: int, lr: tuple[float, float] | None, weight_decay: tuple[float, float] | None,
                         label_smoothing: tuple[float, float] | None, batches: list[int], aug_mode: str,
                         presets: list[str], strength: tuple[float, float], metric: str, evaluate_on: str,
-                        trials: int, timeout_min: float, pruner: bool, device: str, name: str) -> dict[str, Any]:
+                        trials: int, timeout_min: float, pruner: bool, device: str, name: str,
+                        pretrained: str = "none") -> dict[str, Any]:
     """The config dict (base run + ``search`` section) of the search form's choices. Pure: testable without
     Streamlit. A list of one model / batch size / preset is fixed; two or more are searched."""
     if not models:
@@ -103,7 +114,7 @@ def build_search_config(dataset: Dataset, workspace: Path, *, models: list[str],
     if aug_mode != "strength" and not presets:
         raise ConfigError("The 'presets' field needs at least one augmentation preset.")
     fixed_preset = presets[0] if aug_mode == "fixed" or (aug_mode == "presets" and len(presets) == 1) else "light"
-    config = build_config(dataset, workspace, model=models[0], pretrained="none", image_size=int(image_size), k=int(k),
+    config = build_config(dataset, workspace, model=models[0], pretrained=pretrained, image_size=int(image_size), k=int(k),
                           holdout=0.1, group=None, epochs=int(epochs), batch=int(batches[0]), optimizer="adamw",
                           lr=1e-3, scheduler="cosine", loss="cross_entropy", smoothing="0.0", workers=int(workers),
                           augment=f"preset: {fixed_preset}", views=["identity", "hflip"], device=device, name="")
@@ -159,7 +170,7 @@ def _search_label(table: pd.DataFrame):
     return lambda sid: f"{by_id.at[sid, 'name']} · {by_id.at[sid, 'trials']} trials · {sid}"
 
 
-def results_ui(workspace: Path) -> None:
+def results_ui(workspace: Path, dataset: Dataset) -> None:
     """Pick a search; its status, actions, trials and Optuna's figures (a fragment while it runs)."""
     table = search_loaders.searches_table(workspace)
     st.subheader("Searches")
@@ -177,12 +188,12 @@ def results_ui(workspace: Path) -> None:
     def live() -> None:
         if st.session_state.pop(_FULL_RERUN, False):
             st.rerun()  # an action changed what the whole page shows (mode, monitor, polling): not just this part
-        search_detail(workspace, chosen, rerun_when_done=active)
+        search_detail(workspace, chosen, dataset, rerun_when_done=active)
 
     live()
 
 
-def search_detail(workspace: Path, search_id: str, *, rerun_when_done: bool = False) -> None:
+def search_detail(workspace: Path, search_id: str, dataset: Dataset, *, rerun_when_done: bool = False) -> None:
     from engine.search import effective_search_status, read_search
 
     path = workspace / "searches" / search_id
@@ -203,7 +214,7 @@ def search_detail(workspace: Path, search_id: str, *, rerun_when_done: bool = Fa
     token = search_loaders.search_token(path)
     trials = search_loaders.trials_table(str(path), token)
     trials_ui(workspace, trials, list(record.search.params))
-    best_ui(workspace, record, status)
+    best_ui(workspace, record, status, dataset)
     figures_ui(str(path), token)
     st.caption(f"The study is `{search_id}` in `{workspace / 'optuna.db'}`: `optuna-dashboard sqlite:///"
                f"{workspace / 'optuna.db'}` opens it too.")
@@ -279,7 +290,7 @@ def _show_run(run_id: str) -> None:
     st.session_state[_FULL_RERUN] = True
 
 
-def best_ui(workspace: Path, record, status: dict) -> None:
+def best_ui(workspace: Path, record, status: dict, dataset: Dataset) -> None:
     """"Use best": the best trial's run config fills the Train form (mode switches to Train)."""
     run_id = status.get("best_run_id")
     if not run_id:
@@ -287,16 +298,18 @@ def best_ui(workspace: Path, record, status: dict) -> None:
     run_dir = workspace / "runs" / str(run_id)
     st.button(f"Use best (trial {status.get('best_trial')}) in the Train form", icon=":material/input:",
               type="primary", key="train_search_use_best", disabled=not run_dir.is_dir(), on_click=use_best,
-              args=(str(run_dir), f"{record.name} best (trial {status.get('best_trial')})"))
+              args=(str(run_dir), f"{record.name} best (trial {status.get('best_trial')})", dataset))
 
 
-def use_best(run_dir: str, label: str) -> None:
-    """Callback: the Train form's widgets take the trial run's config; a non-preset pipeline becomes an option."""
+def use_best(run_dir: str, label: str, dataset: Dataset) -> None:
+    """Callback: the Train form's widgets take the trial run's config (its model, weights, size and k pinned
+    against the defaults that follow the model); a non-preset pipeline becomes an option of the form."""
     from studio import run_loaders
 
     values, pipeline = form_state_from_config(run_loaders.run_config(run_dir), label=label)
     st.session_state[state.TRAIN_TRIAL_PIPELINE] = pipeline
     st.session_state.update(values)
+    st.session_state.update(pin_defaults(values, dataset))
     st.session_state[state.TRAIN_MODE] = "train"
     st.session_state[_FULL_RERUN] = True
 

@@ -39,7 +39,7 @@ def test_search_form_refuses_an_empty_search(demo_dataset, tmp_path):
 
 
 def test_the_train_form_takes_a_trials_config(demo_dataset, tmp_path):
-    config = build_config(demo_dataset, tmp_path, model="test_resnet", weights="", image_size=32, k=4, holdout=0.2,
+    config = build_config(demo_dataset, tmp_path, model="test_resnet", pretrained="none", image_size=32, k=4, holdout=0.2,
                           group=None, epochs=5, batch=48, optimizer="sgd", lr=0.02, scheduler="step", loss="focal",
                           smoothing="0.05", workers=1, augment="preset: medium", views=["identity"], device="cpu",
                           name="x", weight_decay=0.03)
@@ -51,7 +51,7 @@ def test_the_train_form_takes_a_trials_config(demo_dataset, tmp_path):
     strength = {**config, "augment": augment_at_strength(0.4, 32)}
     values, pipeline = form_state_from_config(strength, label="s best (trial 3)")
     assert pipeline == ("s best (trial 3)", strength["augment"]) and values["train_aug"] == "s best (trial 3)"
-    rebuilt = build_config(demo_dataset, tmp_path, model="test_resnet", weights="", image_size=32, k=4, holdout=0.2,
+    rebuilt = build_config(demo_dataset, tmp_path, model="test_resnet", pretrained="none", image_size=32, k=4, holdout=0.2,
                            group=None, epochs=5, batch=48, optimizer="sgd", lr=0.02, scheduler="step", loss="focal",
                            smoothing="0.05", workers=1, augment=values["train_aug"], views=["identity"], device="cpu",
                            name="x", extra_pipelines=dict([pipeline]))
