@@ -60,7 +60,7 @@ def search_section(args) -> dict:
 
 
 def seconds(start: str | None, end: str | None) -> float:
-    from engine.jobs.liveness import parse_time
+    from engine.runs.liveness import parse_time
 
     a, b = parse_time(start), parse_time(end)
     return (b - a).total_seconds() if a and b else float("nan")

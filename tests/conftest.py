@@ -164,8 +164,8 @@ def augment_study(tmp_path_factory, mini_spec_path):
 
     import torch
 
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
     from engine.training.fit import train_run
 
     workspace = tmp_path_factory.mktemp("augment-workspace")

@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import ConfigError, RunError
-from engine.jobs.liveness import ACTIVE_STATES, now_iso
+from engine.runs.liveness import ACTIVE_STATES, job_process_fields, now_iso
 from engine.search.config import SearchConfig, absolute_paths, split_search_config
 from engine.search.record import (
     LOG_FILE,
@@ -92,7 +92,7 @@ def create_search(config: str | os.PathLike | Mapping[str, Any], *, trials: int 
     """Validate, then write the search's record (queued) and create its Optuna study; returns the search directory."""
     import optuna
 
-    from engine.runs.store import new_id
+    from engine.runs.layout import new_id
     from engine.search.storage import open_storage
 
     base, search = prepare_search(config, trials=trials, timeout=timeout, overrides=overrides)
@@ -114,17 +114,15 @@ def create_search(config: str | os.PathLike | Mapping[str, Any], *, trials: int 
 
 def start_search(search: str | os.PathLike, *, workspace: str | os.PathLike | None = None) -> dict[str, Any]:
     """Start the search process detached (``python -m engine search-job DIR``, its own session); return its status."""
-    import engine
-    from engine.jobs.runner import JOB_ENV
+    from engine.jobs.runner import job_environment
 
     _reap()
     path = search_dir_of(search, workspace)
     status = effective_search_status(path)
     if status.get("alive"):
         raise RunError(f"Search {path.name!r} is already running (pid {status.get('pid')}).")
-    env = {**os.environ, **JOB_ENV, "FOLD_STUDIO_WORKSPACE": str(path.parent.parent)}
-    root = str(Path(engine.__file__).resolve().parents[1])  # the search imports this very engine
-    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    # A job's environment (this very engine on PYTHONPATH, the network policy, unbuffered output), in the workspace.
+    env = {**job_environment(None), "FOLD_STUDIO_WORKSPACE": str(path.parent.parent)}
     update_search_status(path, state="queued", error=None, finished_at=None, message="starting",
                          updated_at=now_iso())
     with open(path / LOG_FILE, "ab") as log_file:
@@ -134,7 +132,7 @@ def start_search(search: str | os.PathLike, *, workspace: str | os.PathLike | No
                                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     _CHILDREN.append(proc)
-    update_search_status(path, pid=proc.pid, pgid=proc.pid, updated_at=now_iso())
+    update_search_status(path, **job_process_fields(proc.pid, proc.pid), updated_at=now_iso())
     return effective_search_status(path)
 
 
@@ -158,13 +156,14 @@ def cancel_search(search: str | os.PathLike, *, workspace: str | os.PathLike | N
                   timeout: float = CANCEL_TIMEOUT_S) -> dict[str, Any]:
     """Stop a search: SIGTERM its process (which cancels its running trial's run), then mark it cancelled."""
     from engine.jobs.launcher import stop_process_tree
-    from engine.jobs.liveness import pid_alive
+    from engine.runs.liveness import check_job_process, pid_alive
 
     path = search_dir_of(search, workspace)
     status = effective_search_status(path)
     if status.get("raw_state") not in ACTIVE_STATES:
         raise RunError(f"Search {path.name!r} is not running (state: {status['state']}); nothing to cancel.")
     if pid_alive(status.get("pid")):
+        check_job_process(status, path)  # the pid may belong to another program by now
         stop_process_tree(int(status["pid"]), status.get("pgid"), timeout=timeout, on_wait=_reap)
     if effective_search_status(path).get("raw_state") in ACTIVE_STATES:  # killed before it could say so
         _cancel_current_run(path)

@@ -105,7 +105,7 @@ def update_search_status(path: str | Path, **fields: Any) -> dict[str, Any]:
 
 def effective_search_status(path: str | Path) -> dict[str, Any]:
     """The status a person should see: a queued / running search whose process is gone shows as ``failed``."""
-    from engine.jobs.liveness import ACTIVE_STATES, job_is_alive
+    from engine.runs.liveness import ACTIVE_STATES, job_is_alive
 
     status = dict(read_search_status(path))
     status["raw_state"] = status.get("state")

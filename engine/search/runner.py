@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.jobs.liveness import ACTIVE_STATES, now_iso, pid_alive
+from engine.runs.liveness import ACTIVE_STATES, job_process_fields, now_iso, pid_alive
 from engine.search.record import SearchRecord, read_search, update_search_status
 from engine.search.space import suggest, trial_config
 from engine.search.storage import load_study
@@ -153,8 +153,8 @@ class SearchLoop:
     def run_trial(self) -> TrialOutcome:
         from optuna.trial import TrialState
 
-        from engine.runs.store import create_runs
         from engine.training.config import load_run_configs
+        from engine.training.create import create_runs
 
         trial = self.study.ask()
         number = trial.number
@@ -191,7 +191,8 @@ class SearchLoop:
         import yaml
 
         from engine.io import atomic_write_text
-        from engine.runs.store import studies_dir, update_status
+        from engine.runs import update_status
+        from engine.runs.store import studies_dir
 
         search_id = self.record.search_id
         update_status(run_dir, study_id=search_id, search={"search_id": search_id, "trial": number})
@@ -208,9 +209,10 @@ class SearchLoop:
         from optuna.trial import TrialState
 
         from engine.jobs import effective_status
-        from engine.runs.store import read_config, read_metrics
+        from engine.runs.store import read_metrics
+        from engine.training.config import read_run_config
 
-        epochs = read_config(run_dir).train.epochs
+        epochs = read_run_config(run_dir).train.epochs
         reported: set[int] = set()
         exit_deadline = None
         while True:
@@ -311,8 +313,8 @@ def run_search(search_dir: str | Path, *, stop=None, launcher=None, on_event: Ca
     stop = stop or StopFlag()
     if isinstance(stop, StopFlag):
         stop.install()
-    update_search_status(path, state="running", pid=os.getpid(), pgid=os.getpgrp(), started_at=now_iso(),
-                         finished_at=None, error=None, message="starting")
+    update_search_status(path, state="running", **job_process_fields(os.getpid(), os.getpgrp()),
+                         started_at=now_iso(), finished_at=None, error=None, message="starting")
     try:
         with Heartbeat([path]):
             try:

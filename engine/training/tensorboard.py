@@ -54,7 +54,7 @@ class FoldBoard:
     """
 
     def __init__(self, run_dir: str | Path, fold: int, *, augment: dict | None = None,
-                 config_yaml: str | None = None) -> None:
+                 config: dict | None = None) -> None:
         self.fold = int(fold)
         self.where = f"{Path(run_dir).name} fold {self.fold}"
         self.writer = None
@@ -66,8 +66,8 @@ class FoldBoard:
             self.writer = SummaryWriter(log_dir=str(path), flush_secs=10)
             if augment is not None:
                 self.writer.add_text("augment", _code_block(_yaml(augment)), 0)
-            if config_yaml:
-                self.writer.add_text("config", _code_block(config_yaml), 0)
+            if config:
+                self.writer.add_text("config", _code_block(_yaml(config)), 0)
         except Exception as e:  # noqa: BLE001 - a side channel: warn, keep training
             self._fail(e)
 
@@ -105,9 +105,7 @@ class FoldBoard:
 
 def open_fold_board(ctx, fold: int) -> FoldBoard:
     """The fold's board for a :class:`~engine.training.context.RunContext` (pipeline and config as text)."""
-    from engine.training.config import config_to_yaml
-
-    return FoldBoard(ctx.run_dir, fold, augment=ctx.cfg.augment, config_yaml=config_to_yaml(ctx.cfg))
+    return FoldBoard(ctx.run_dir, fold, augment=ctx.cfg.augment, config=ctx.cfg.model_dump(mode="json"))
 
 
 # ---------------------------------------------------------------- run summary (hparams)

@@ -11,8 +11,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from engine.analysis.compare import compare_augmentation
-from engine.runs import store
 from engine.search import best_trial, search_trials
+from engine.training.config import read_run_config
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP = str(REPO_ROOT / "studio" / "app.py")
@@ -65,7 +65,7 @@ def test_a_finished_search_shows_trials_figures_and_fills_the_train_form(search_
     at.button(key="train_search_use_best").click().run()
     assert not at.exception
     assert at.session_state["train_mode"] == "train"
-    config = store.read_config(search_env.workspace / "runs" / best["run_id"])
+    config = read_run_config(search_env.workspace / "runs" / best["run_id"])
     assert at.number_input(key="train_lr").value == pytest.approx(config.train.lr)
     assert at.number_input(key="train_wd").value == pytest.approx(config.train.weight_decay)
     assert at.selectbox(key="train_aug").value == f"preset: {best['params']['augment']}"

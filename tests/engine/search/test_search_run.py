@@ -26,6 +26,7 @@ from engine.search import (
     storage_url,
 )
 from engine.search.launch import check_resumable
+from engine.training.config import read_run_config
 from tests.engine.jobs.job_helpers import describe, kill_jobs, wait_for
 
 
@@ -72,8 +73,8 @@ def test_trials_are_runs_sharing_one_split_and_the_median_pruner_cancels_a_bad_o
     assert effective_status(first)["state"] == "done"
     assert store.fold_is_complete(first, 0) and not store.fold_is_complete(first, 1)
     assert trials.at[0, "value"] == pytest.approx(objective_value(first, "accuracy", evaluate_on="fold0"))
-    assert store.read_config(first).train.lr == pytest.approx(1e-2)
-    assert store.read_config(first).name == "prune test #0"
+    assert read_run_config(first).train.lr == pytest.approx(1e-2)
+    assert read_run_config(first).name == "prune test #0"
     assert store.read_status(first)["study_id"] == record.search_id
     study_file = store.read_study(record.search_id, search_workspace)
     assert study_file["runs"] == [first.name, run_dirs[1].name]

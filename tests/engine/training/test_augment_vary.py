@@ -18,14 +18,16 @@ def as_yaml(spec: dict) -> dict:
 
 
 def test_vary_over_preset_names_gives_one_run_per_pipeline(demo_spec_path, workspace):
-    from engine.runs.store import create_runs, read_config, read_status, read_study
+    from engine.runs.store import read_status, read_study
+    from engine.training.config import read_run_config
+    from engine.training.create import create_runs
 
     configs = load_run_configs({"dataset": str(demo_spec_path), "model": {"name": "test_resnet"}, "image_size": 32,
                                 "vary": {"augment": ["light", "medium"]}})
     assert [as_yaml(c.augment) for c in configs] == [as_yaml(preset("light", 32)), as_yaml(preset("medium", 32))]
     assert varied_fields(configs) == {"augment": ["light", "medium"]}
     run_dirs = create_runs(configs, workspace=workspace)
-    assert [read_config(d).name for d in run_dirs] == ["test_resnet augment=light", "test_resnet augment=medium"]
+    assert [read_run_config(d).name for d in run_dirs] == ["test_resnet augment=light", "test_resnet augment=medium"]
     study = read_study(read_status(run_dirs[0])["study_id"], workspace)
     assert study["varied"] == {"augment": ["light", "medium"]}
 

@@ -10,6 +10,7 @@ import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from engine.runs import store
+from engine.training.config import read_run_config
 from engine.training.tensorboard import CV_TAGS, SCALAR_TAGS, cv_metrics, tensorboard_dir
 
 
@@ -45,7 +46,7 @@ def test_run_hparams_carry_the_final_cv_metrics_and_the_study(tiny_study):
             assert acc.Scalars(tag)[0].value == pytest.approx(expected[key], rel=1e-6)
         content = acc.PluginTagToContent("hparams")["_hparams_/session_start_info"]
         hparams = plugin_data_pb2.HParamsPluginData.FromString(content).session_start_info.hparams
-        config = store.read_config(run_dir)
+        config = read_run_config(run_dir)
         assert hparams["study"].string_value == tiny_study.study_id
         assert hparams["label_smoothing"].number_value == pytest.approx(config.train.label_smoothing)
         assert (hparams["model"].string_value, hparams["augment"].string_value) == (config.model.name, "light")
@@ -64,8 +65,8 @@ def test_tensorboard_reads_every_run_of_the_workspace(tiny_study):
 
 
 def test_a_failing_event_writer_warns_and_training_goes_on(mini_spec_path, workspace, caplog, tiny_config):
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
     from engine.training.fit import train_run
 
     config = tiny_config(**{"dataset": str(mini_spec_path), "split.k": 2})
