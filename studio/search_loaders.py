@@ -62,11 +62,12 @@ def search_figures(search_dir: str, token: tuple) -> dict:
 
 @st.cache_data(max_entries=16, show_spinner=False)
 def augmentation_groups(run_dirs: tuple[str, ...], token: tuple[float, ...]) -> list[list[str]]:
-    """Groups of run directories whose configs differ only in their augmentation pipeline."""
+    """Groups of run directories whose configs differ only in their augmentation pipeline. Only the configs
+    are read: a run with a damaged prediction file is named when its group is compared."""
     from engine.analysis.compare import find_augmentation_groups
-    from engine.analysis.load import open_runs
+    from engine.runs import read_run
 
-    return [[str(r.path) for r in g] for g in find_augmentation_groups(open_runs(list(run_dirs)))]
+    return [[str(r.path) for r in g] for g in find_augmentation_groups([read_run(d) for d in run_dirs])]
 
 
 @st.cache_data(max_entries=8, show_spinner="Comparing the augmentation pipelines (bootstrap on OOF)...")
