@@ -10,8 +10,10 @@ Public API (everything else is internal and may change). The names below are imp
 - training: :func:`load_run_configs`, :class:`RunConfig`, :func:`create_runs`, :func:`train_run`,
   :func:`predict_run`, :func:`list_models`, :func:`load_fold_model`
 - jobs: :func:`launch_training`, :func:`create_launcher`, :func:`effective_status`, :func:`list_runs`
+- search: :func:`launch_search`, :func:`list_searches` (Optuna; :mod:`engine.search`)
 - analysis: :func:`load_predictions`, :func:`compare_folds`, :func:`compare_voting`, :func:`compare_tta`,
-  :func:`compare_label_smoothing`, :func:`search_ensembles`, :func:`paired_bootstrap`, :func:`make_submission`
+  :func:`compare_label_smoothing`, :func:`compare_augmentation`, :func:`search_ensembles`, :func:`paired_bootstrap`,
+  :func:`make_submission`
 - label review: :func:`label_issues` (confident learning), :func:`set_override` (label overrides),
   :func:`compare_on_common_samples`, :func:`set_leaderboard_score`
 - explanations: :func:`compute_cams`, :func:`list_cam_methods`
@@ -52,6 +54,7 @@ _LAZY = {
     "compare_voting": "engine.analysis",
     "compare_tta": "engine.analysis",
     "compare_label_smoothing": "engine.analysis",
+    "compare_augmentation": "engine.analysis",
     "search_ensembles": "engine.analysis",
     "paired_bootstrap": "engine.analysis",
     "make_submission": "engine.submission",
@@ -61,6 +64,8 @@ _LAZY = {
     "set_override": "engine.data.overrides",
     "compute_cams": "engine.explain",
     "list_cam_methods": "engine.explain",
+    "launch_search": "engine.search",
+    "list_searches": "engine.search",
 }
 
 __all__ = [

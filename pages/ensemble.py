@@ -1,4 +1,4 @@
-"""Ensemble page: hard vs soft voting, TTA gains, label smoothing, and the best combinations — each
+"""Ensemble page: hard vs soft voting, TTA gains, label smoothing, augmentation, and the best combinations — each
 "A vs B" with its paired-bootstrap interval. Numbers come from engine.analysis; the page only draws."""
 
 import streamlit as st
@@ -32,14 +32,16 @@ paths = sample_paths(dataset, "holdout")  # voting and combinations show holdout
 mode, views = tta_ui(list(config["tta_views"]), key_prefix="ens")
 token = run_loaders.runs_token(run_dirs)
 
-voting_tab, tta_tab, ls_tab, comb_tab, ovr_tab = st.tabs(["Hard vs soft voting", "TTA gains", "Label smoothing",
-                                                          "Combinations", "Label overrides"])
+voting_tab, tta_tab, ls_tab, aug_tab, comb_tab, ovr_tab = st.tabs(
+    ["Hard vs soft voting", "TTA gains", "Label smoothing", "Augmentation", "Combinations", "Label overrides"])
 with voting_tab:
     ensemble.voting_section(run_dirs, token, mode, views, paths)
 with tta_tab:
     ensemble.tta_section(run_dirs, token)
 with ls_tab:
     ensemble.label_smoothing_section(run_dirs, token, mode, runs)
+with aug_tab:
+    ensemble.augmentation_section(runs, mode)
 with comb_tab:
     ensemble.combinations_section(run_dirs, token, mode, views, paths, dataset.classes)
 with ovr_tab:

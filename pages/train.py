@@ -1,4 +1,4 @@
-"""Train page: launch K-fold training in the background and watch it live.
+"""Train page: launch K-fold training (or an Optuna search of it) in the background and watch it live.
 
 Launch returns at once (the job is its own process, engine.jobs); the monitor below is a fragment
 that polls the run directories every few seconds only while a job is queued or running.
@@ -11,7 +11,7 @@ from engine.errors import EngineError
 from engine.jobs import create_launcher, launch_training, list_devices
 from engine.training.config import read_run_config
 from studio import loaders, run_loaders, state
-from studio.widgets import jobs
+from studio.widgets import jobs, search
 from studio.widgets.common import require_dataset
 from studio.widgets.train_form import run_config_ui
 
@@ -21,21 +21,29 @@ st.title("Train")
 st.caption(f"Stratified {dataset.num_classes}-class K-fold training on **{dataset.name}** "
            f"({len(dataset.manifest):,} images). Runs are written to `{workspace / 'runs'}`.")
 
-try:
-    config = run_config_ui(dataset, workspace, list_devices())
-    run_dirs = launch_training(config, workspace=workspace) if config is not None else None
-except EngineError as e:
-    st.error(str(e))
+st.session_state.setdefault(state.TRAIN_MODE, "train")
+mode = st.segmented_control("Launch", ["train", "search"], key=state.TRAIN_MODE, label_visibility="collapsed",
+                            format_func={"train": "Train a config", "search": "Search hyperparameters (Optuna)"}.get)
+if mode == "search":
+    search.launch_ui(dataset, workspace, list_devices())
+    search.results_ui(workspace, dataset)
 else:
-    if run_dirs:
-        st.session_state[state.TRAIN_SELECTED_RUN] = run_dirs[0].name
-        st.success(f"Launched {len(run_dirs)} run(s): " + ", ".join(d.name for d in run_dirs)
-                   + (" — a study sharing one split." if len(run_dirs) > 1 else "."))
-        if note := exclusion_note(read_run_config(run_dirs[0]).excluded):
-            st.warning(note)
+    try:
+        config = run_config_ui(dataset, workspace, list_devices())
+        run_dirs = launch_training(config, workspace=workspace) if config is not None else None
+    except EngineError as e:
+        st.error(str(e))
+    else:
+        if run_dirs:
+            st.session_state[state.TRAIN_SELECTED_RUN] = run_dirs[0].name
+            st.success(f"Launched {len(run_dirs)} run(s): " + ", ".join(d.name for d in run_dirs)
+                       + (" — a study sharing one split." if len(run_dirs) > 1 else "."))
+            if note := exclusion_note(read_run_config(run_dirs[0]).excluded):
+                st.warning(note)
 
 # Only whether a job is live decides the polling; the fragment reads the full table itself.
-active = bool(loaders.active_jobs(workspace))
+# A running search counts: its next trial's run appears between two jobs.
+active = bool(loaders.active_jobs(workspace)) or search.active_searches(workspace)
 
 
 @st.fragment(run_every=jobs.REFRESH_SECONDS if active else None)
@@ -52,8 +60,8 @@ def monitor() -> None:
     by_id = table.set_index("run_id")
     chosen = st.selectbox("Run", ids, key=state.TRAIN_SELECTED_RUN, format_func=lambda r: f"{by_id.at[r, 'name']} · {r}")
     jobs.run_detail(run_loaders.run_record(by_id.at[chosen, "path"]), launcher=create_launcher(workspace=workspace))
-    if not table["state"].isin(jobs.ACTIVE).any() and active:
-        st.rerun()  # the last job finished: redraw the page so polling stops
+    if active and not table["state"].isin(jobs.ACTIVE).any() and not search.active_searches(workspace):
+        st.rerun()  # the last job (and search) finished: redraw the page so polling stops
 
 
 monitor()

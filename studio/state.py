@@ -61,10 +61,16 @@ AUG_TAB = "aug_tab"  # str: the open tab below the preview
 
 # --- Train page (prefix train_) --------------------------------------------------------------------
 TRAIN_SELECTED_RUN = "train_selected_run"  # str: run id shown in the monitor
+TRAIN_MODE = "train_mode"  # "train" | "search": what the Train page launches
+TRAIN_SEARCH = "train_search"  # str: search id shown in the search results
+TRAIN_TRIAL_PIPELINE = "train_trial_pipeline"  # (label, pipeline dict) | None: a search trial's pipeline for the form
+TRAIN_SEARCH_MESSAGE = "train_search_message"  # (kind, text) | None: outcome of the last search action, shown once
 
 # --- Folds / Ensemble / Submit pages ------------------------------------------------------------------
 FOLDS_RUN = "folds_run"  # str: run id compared on the Folds page
 ENSEMBLE_RUNS = "ensemble_runs"  # list[str]: run ids compared on the Ensemble page
+ENSEMBLE_AUG_GROUP = "ens_aug_group"  # list[str]: run directories of the augmentation study compared
+ENSEMBLE_AUG_BASELINE = "ens_aug_baseline"  # str: run id the other pipelines are compared against
 SUBMIT_CHOICE = "submit_choice"  # dict: the combination chosen for a submission (runs, folds, views, voting, tta)
 
 # --- Grad-CAM page (prefix cam_) -----------------------------------------------------------------------

@@ -183,3 +183,88 @@ def hub_cache(tmp_path, monkeypatch):
     cache.mkdir()
     monkeypatch.setenv("HF_HUB_CACHE", str(cache))
     return SimpleNamespace(root=cache, add=lambda name, seed=0: write_hub_entry(cache, name, seed=seed))
+
+
+# ---------------------------------------------------------------- search / augmentation: a smaller dataset, a study
+
+
+@pytest.fixture(scope="session")
+def mini_spec_path(tmp_path_factory, demo_spec_path) -> Path:
+    """20 images per class of the demo dataset (200 in all, 32 px), no test set: for tests that train many runs."""
+    import shutil
+
+    import pandas as pd
+    import yaml
+
+    demo = demo_spec_path.parent
+    out = tmp_path_factory.mktemp("data") / "digits-mini"
+    rows = pd.read_csv(demo / "train.csv").groupby("label", sort=True).head(20)
+    for image in rows["image"]:
+        (out / "train" / image).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(demo / "train" / image, out / "train" / image)
+    rows.to_csv(out / "train.csv", index=False)
+    spec = {"format_version": 1, "name": "digits-mini", "layout": "csv",
+            "train": {"images": "train", "csv": "train.csv", "path_column": "image", "label_column": "label"}}
+    (out / "dataset.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    return out / "dataset.yaml"
+
+
+@pytest.fixture(scope="session")
+def augment_study(tmp_path_factory, mini_spec_path):
+    """Two runs trained once per test run (in-process, CPU) that differ only in augmentation: presets 'none' and
+    'medium' (``vary: {augment: [none, medium]}``), test_resnet at 32 px, k=2, 20% holdout, 3 epochs.
+    Returns a SimpleNamespace with ``workspace``, ``run_dirs`` (none, then medium). Treat the runs as read-only."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
+    from engine.training.fit import train_run
+
+    workspace = tmp_path_factory.mktemp("augment-workspace")
+    configs = load_run_configs({
+        "name": "aug", "dataset": str(mini_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32,
+        "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity", "hflip"], "device": "cpu",
+        "train": {"epochs": 3, "batch_size": 8, "lr": 1e-2, "weight_decay": 0.0, "num_workers": 0},
+        "vary": {"augment": ["none", "medium"]},
+    })
+    run_dirs = create_runs(configs, workspace=workspace)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for run_dir in run_dirs:
+            train_run(run_dir, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    return SimpleNamespace(workspace=workspace, run_dirs=run_dirs)
+
+
+@pytest.fixture(scope="session")
+def finished_search(tmp_path_factory, mini_spec_path):
+    """A real Optuna search run once per test run: 2 trials (learning rate x augmentation preset) on the mini
+    dataset, each a run trained by a local job process (test_resnet, 32 px, k=2, 1 epoch). Returns a
+    SimpleNamespace with ``workspace`` and ``path`` (the search directory). Treat it as read-only."""
+    from types import SimpleNamespace
+
+    from engine.search import create_search, run_search
+
+    workspace = tmp_path_factory.mktemp("search-workspace")
+    config = {"dataset": str(mini_spec_path), "model": {"name": TINY_STUDY_MODEL}, "image_size": 32, "device": "cpu",
+              "split": {"k": 2, "seed": 0, "holdout_fraction": 0.2}, "tta_views": ["identity"],
+              "train": {"epochs": 1, "batch_size": 16, "num_workers": 0},
+              "search": {"name": "tiny search", "trials": 2, "metric": "accuracy", "seed": 3,
+                         "params": {"train.lr": {"low": 1e-3, "high": 3e-2, "log": True}, "augment": ["none", "light"]}}}
+    path = create_search(config, workspace=workspace)
+    # The job processes inherit it: two OpenMP threads per tiny model crawl on a busy 2-core runner.
+    previous = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = "1"
+    try:
+        state = run_search(path, poll_s=0.2)
+    finally:
+        if previous is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        else:
+            os.environ["OMP_NUM_THREADS"] = previous
+    assert state == "done", (path / "status.json").read_text()
+    return SimpleNamespace(workspace=workspace, path=path)

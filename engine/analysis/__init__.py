@@ -26,7 +26,8 @@ Comparisons (:mod:`engine.analysis.compare`), each a dataclass of DataFrames wit
     ``compare_folds(run) -> FoldComparison``, ``fold_confusions(run)``, ``fold_confidences(run, subset)``;
     ``compare_voting(preds) -> VotingComparison``;
     ``compare_tta(runs) -> TTAComparison``; ``compare_label_smoothing(runs) ->
-    LabelSmoothingComparison`` (``find_label_smoothing_groups`` finds the runs).
+    LabelSmoothingComparison`` (``find_label_smoothing_groups`` finds the runs);
+    ``compare_augmentation(runs) -> AugmentationComparison`` (``find_augmentation_groups``).
 Ensembles (:mod:`engine.analysis.ensemble`)
     ``search_ensembles(preds) -> EnsembleSearch`` (exhaustive up to 12 members, else greedy),
     ``exhaustive_search``, ``greedy_selection -> GreedyResult`` (Caruana et al., 2004).
@@ -45,14 +46,17 @@ from engine.analysis.bootstrap import BootstrapResult, paired_bootstrap
 from engine.analysis.calibration import apply_temperature, fit_temperature
 from engine.analysis.common_samples import CommonSampleComparison, compare_on_common_samples, find_override_pairs
 from engine.analysis.compare import (
+    AugmentationComparison,
     FoldComparison,
     LabelSmoothingComparison,
     TTAComparison,
     VotingComparison,
+    compare_augmentation,
     compare_folds,
     compare_label_smoothing,
     compare_tta,
     compare_voting,
+    find_augmentation_groups,
     find_label_smoothing_groups,
     fold_confidences,
     fold_confusions,
@@ -66,10 +70,11 @@ from engine.analysis.tta import TTA_MODES, merge_views
 from engine.analysis.voting import VOTING_KINDS, combine, hard_vote, soft_vote
 
 __all__ = [
-    "TTA_MODES", "VOTING_KINDS", "AnalysisReport", "BootstrapResult", "CommonSampleComparison", "EnsembleSearch",
-    "FoldComparison", "GreedyResult", "LabelIssues", "LabelSmoothingComparison", "Member", "PredictionSet", "RunInfo",
-    "TTAComparison", "VotingComparison", "analyze_runs", "apply_temperature", "combine", "compare_folds",
-    "compare_label_smoothing", "compare_on_common_samples", "compare_tta", "compare_voting", "exhaustive_search",
+    "TTA_MODES", "VOTING_KINDS", "AnalysisReport", "AugmentationComparison", "BootstrapResult",
+    "CommonSampleComparison", "EnsembleSearch", "FoldComparison", "GreedyResult", "LabelIssues",
+    "LabelSmoothingComparison", "Member", "PredictionSet", "RunInfo", "TTAComparison", "VotingComparison",
+    "analyze_runs", "apply_temperature", "combine", "compare_augmentation", "compare_folds", "compare_label_smoothing",
+    "compare_on_common_samples", "compare_tta", "compare_voting", "exhaustive_search", "find_augmentation_groups",
     "find_label_issues", "find_label_smoothing_groups", "find_override_pairs", "fit_temperature", "fold_confidences",
     "fold_confusions", "greedy_selection", "hard_vote", "load_predictions", "merge_views", "open_run", "open_runs",
     "paired_bootstrap", "score",

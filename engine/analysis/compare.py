@@ -420,3 +420,169 @@ def compare_label_smoothing(runs: Sequence[str | Path | RunInfo], *, views: Sequ
         runs=pd.DataFrame(run_rows), metrics=pd.DataFrame(metric_rows),
         differences=pd.concat(diff_rows, ignore_index=True), reliability=tidy(rel_rows),
         confidence_histogram=tidy(conf_rows), entropy_histogram=tidy(ent_rows))
+
+
+# ------------------------------------------------------------------ augmentation (runs that differ only in `augment`)
+
+# Config fields that may differ between runs that "differ only in augmentation".
+_AUGMENT_IGNORED = frozenset({"name", "device", "tta_views", "train.num_workers"})
+
+
+def augmentation_label(config: dict) -> str:
+    """A run's pipeline in a word: its preset name (``light``, ...) or ``custom: A + B + C``."""
+    from engine.augment.presets import preset_name_of
+
+    spec = config.get("augment")
+    name = preset_name_of(spec, config.get("image_size"))
+    if name:
+        return name
+    return "custom: " + " + ".join(pipeline_transforms(spec)) if spec else "light"
+
+
+def pipeline_transforms(spec: dict | None) -> list[str]:
+    """The transform class names of a serialized pipeline, in order (nested OneOf / SomeOf members included)."""
+    def walk(node: dict) -> list[str]:
+        children = node.get("transforms")
+        if children is None:
+            return [str(node.get("__class_fullname__", "?")).rsplit(".", 1)[-1]]
+        return [name for child in children for name in walk(child)]
+
+    return walk(spec["transform"]) if isinstance(spec, dict) and isinstance(spec.get("transform"), dict) else []
+
+
+def find_augmentation_groups(runs: Sequence[RunInfo]) -> list[list[RunInfo]]:
+    """Groups (two or more runs) whose configs differ only in ``augment`` (and fields that do not change training:
+    name, device, tta_views, train.num_workers), with at least two different pipelines; each group ordered from
+    the fewest transforms to the most (none < light < medium < heavy), then by run id."""
+    groups: dict[str, list[RunInfo]] = {}
+    for run in runs:
+        flat = pd.json_normalize({k: v for k, v in run.config.items() if k != "augment"}, sep=".").iloc[0].to_dict()
+        rest = {k: v for k, v in flat.items() if k not in _AUGMENT_IGNORED}
+        groups.setdefault(repr(sorted(rest.items(), key=lambda kv: kv[0])), []).append(run)
+    out = []
+    for members in groups.values():
+        pipelines = {repr(r.config.get("augment")) for r in members}
+        if len(members) >= 2 and len(pipelines) >= 2:
+            out.append(sorted(members, key=lambda r: (len(pipeline_transforms(r.config.get("augment"))), r.run_id)))
+    return out
+
+
+@dataclass
+class AugmentationComparison:
+    """Runs that differ only in their augmentation pipeline, against one of them (the baseline).
+
+    Measured on OOF (each sample by the fold model that did not see it; the runs share a split, so
+    every sample is compared with itself), and on the holdout (each run's fold models soft-voted)
+    when every run has one. Views are merged with ``tta``.
+
+    Attributes:
+        baseline_run_id: the run every difference is taken against.
+        runs: ``run_id``, ``name``, ``augment`` (preset name or ``custom: ...``), ``transforms`` (class
+            names in order), ``added`` / ``removed`` (transform names vs the baseline's pipeline).
+        metrics: ``run_id``, ``augment``, ``subset`` (oof / holdout), ``accuracy``, ``balanced_accuracy``,
+            ``macro_f1``, ``log_loss``, ``brier``, ``ece``.
+        differences: each other run minus the baseline on OOF: ``run_id``, ``augment``, ``metric``, ``a``,
+            ``b``, ``diff``, ``diff_low``, ``diff_high``, ``excludes_zero`` (accuracy, macro-F1, log loss).
+        per_class: each other run vs the baseline per class on OOF: ``run_id``, ``augment``, ``class``,
+            ``support``, ``recall_baseline``, ``recall``, ``diff`` (recall gain), ``diff_low``, ``diff_high``,
+            ``excludes_zero``, ``f1_baseline``, ``f1``, ``fixed`` (samples the baseline got wrong and this run
+            right), ``broken`` (the reverse).
+        specs: ``run_id`` -> the serialized pipeline (for previews).
+    """
+
+    baseline_run_id: str
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    differences: pd.DataFrame
+    per_class: pd.DataFrame
+    specs: dict[str, dict] = field(default_factory=dict, repr=False)
+
+    def to_dict(self) -> dict:
+        return {"baseline_run_id": self.baseline_run_id, "runs": _frame_records(self.runs),
+                "metrics": _frame_records(self.metrics), "differences": _frame_records(self.differences),
+                "per_class": _frame_records(self.per_class)}
+
+
+def _per_class_gain(y: np.ndarray, run_labels: np.ndarray, base_labels: np.ndarray, classes: list[str], *,
+                    n_resamples: int, seed: int) -> pd.DataFrame:
+    """Per class: recall gain (run minus baseline) with its paired-bootstrap interval, F1 of both, fixed / broken."""
+    from engine.analysis.metrics import per_class
+
+    run_pc, base_pc = per_class(y, run_labels, classes), per_class(y, base_labels, classes)
+    rows = []
+    for c, name in enumerate(classes):
+        mask = y == c
+        row = {"class": name, "support": int(mask.sum()), "recall_baseline": float(base_pc.at[c, "recall"]),
+               "recall": float(run_pc.at[c, "recall"]), "f1_baseline": float(base_pc.at[c, "f1"]),
+               "f1": float(run_pc.at[c, "f1"])}
+        if mask.any():
+            r = paired_bootstrap(y[mask], run_labels[mask], base_labels[mask], metric="accuracy",
+                                 n_classes=len(classes), n_resamples=n_resamples, seed=seed)
+            row.update(diff=r.diff, diff_low=r.diff_range[0], diff_high=r.diff_range[1],
+                       excludes_zero=r.excludes_zero)
+        right_run, right_base = run_labels[mask] == c, base_labels[mask] == c
+        row.update(fixed=int((right_run & ~right_base).sum()), broken=int((~right_run & right_base).sum()))
+        rows.append(row)
+    front = ["class", "support", "recall_baseline", "recall", "diff", "diff_low", "diff_high", "excludes_zero"]
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in front if c in frame] + [c for c in frame if c not in front]]
+
+
+def compare_augmentation(runs: Sequence[str | Path | RunInfo], *, baseline: str | None = None,
+                         views: Sequence[str] | None = None, tta: str = "mean", n_resamples: int = 1000,
+                         seed: int = 0, workspace: str | Path | None = None) -> AugmentationComparison:
+    """Compare runs that differ only in their augmentation pipeline (refused otherwise) on OOF and the holdout.
+
+    ``baseline``: the run id every difference is taken against (default: the run with the fewest transforms).
+    """
+    infos = open_runs(runs, workspace=workspace)
+    groups = find_augmentation_groups(infos)
+    if len(groups) != 1 or len(groups[0]) != len(infos):
+        raise AnalysisError(f"Runs {[r.run_id for r in infos]} do not differ only in their augmentation pipeline "
+                            "('augment'); compare runs of one augmentation study (e.g. vary: {augment: [light, "
+                            "medium]}).")
+    infos = groups[0]
+    ids = [r.run_id for r in infos]
+    if baseline is not None and baseline not in ids:
+        raise AnalysisError(f"The 'baseline' parameter must be one of the compared runs {ids}. Got {baseline!r}.")
+    base_index = ids.index(baseline) if baseline is not None else 0
+    oof = merged(load_predictions(infos, "oof", views=views), views, tta)
+    holdout = None
+    if all(r.folds("holdout") for r in infos):
+        holdout = merged(load_predictions(infos, "holdout", views=views), views, tta)
+    y, classes = oof.labels, list(oof.classes)
+    proba = oof.proba()
+    labels = predict_labels(proba)
+    base_spec = infos[base_index].config.get("augment")
+    base_transforms = pipeline_transforms(base_spec)
+    run_rows, metric_rows, diff_rows, class_rows = [], [], [], []
+    for i, run in enumerate(infos):
+        label = augmentation_label(run.config)
+        transforms = pipeline_transforms(run.config.get("augment"))
+        run_rows.append({"run_id": run.run_id, "name": run.name, "augment": label, "transforms": transforms,
+                         "added": [t for t in transforms if t not in base_transforms],
+                         "removed": [t for t in base_transforms if t not in transforms]})
+        metric_rows.append({"run_id": run.run_id, "augment": label, "subset": "oof", **score(y, proba=proba[i])})
+        if holdout is not None:
+            mine = holdout.select(lambda m, rid=run.run_id: m.run_id == rid)
+            voted, hp = combine(mine.logits, "soft")
+            metric_rows.append({"run_id": run.run_id, "augment": label, "subset": "holdout",
+                                **score(holdout.labels, proba=hp, y_pred=voted)})
+        if i == base_index:
+            continue
+        tag = {"run_id": run.run_id, "augment": label}
+        d = _differences(y, proba[i], proba[base_index], oof.n_classes, n_resamples=n_resamples, seed=seed,
+                         metrics=("accuracy", "macro_f1", "log_loss"))
+        diff_rows.append(d.assign(**tag))
+        class_rows.append(_per_class_gain(y, labels[i], labels[base_index], classes, n_resamples=n_resamples,
+                                          seed=seed).assign(**tag))
+    front = ["run_id", "augment"]
+
+    def tidy(frames: list[pd.DataFrame]) -> pd.DataFrame:
+        f = pd.concat(frames, ignore_index=True)
+        return f[front + [c for c in f.columns if c not in front]]
+
+    return AugmentationComparison(
+        baseline_run_id=ids[base_index], runs=pd.DataFrame(run_rows), metrics=pd.DataFrame(metric_rows),
+        differences=tidy(diff_rows), per_class=tidy(class_rows),
+        specs={r.run_id: r.config.get("augment") for r in infos})

@@ -74,3 +74,16 @@ def _transforms(A, name: str, s: int) -> list:
         A.ToGray(p=0.05),
         A.CoarseDropout(num_holes_range=(1, 8), hole_height_range=(0.05, 0.2), hole_width_range=(0.05, 0.2), p=0.5),
     ]
+
+
+def preset_name_of(spec: dict[str, Any] | None, image_size: int | None) -> str | None:
+    """The preset whose pipeline at ``image_size`` is exactly ``spec`` (after a YAML / JSON round trip), else None."""
+    import json
+
+    if not isinstance(spec, dict) or not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 8:
+        return None
+    plain = json.loads(json.dumps(spec))  # tuples -> lists, as config.yaml holds them
+    for name in PRESET_NAMES:
+        if json.loads(json.dumps(preset(name, image_size))) == plain:
+            return name
+    return None

@@ -15,7 +15,8 @@ import sys
 from engine.errors import EngineError
 
 # Modules contributing commands, in the order they appear in --help.
-COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.analysis_cmds", "engine.cli.label_cmds")
+COMMAND_MODULES = ("engine.cli.data_cmds", "engine.cli.train_cmds", "engine.cli.search_cmd", "engine.cli.analysis_cmds",
+                   "engine.cli.label_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:

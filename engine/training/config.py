@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -262,9 +263,49 @@ def _resolve_paths(data: dict, base: Path | None) -> None:
     if isinstance(data.get("dataset"), str):
         data["dataset"] = str(resolve(data["dataset"]))
     if isinstance(data.get("augment"), str):
-        from engine.augment.pipeline import load_pipeline_file
+        data["augment"] = _augment_from_text(data["augment"], data, resolve)
 
-        data["augment"] = load_pipeline_file(resolve(data["augment"]))
+
+# ---------------------------------------------------------------- augmentation preset names (vary: {augment: [...]})
+
+
+def _augment_from_text(text: str, data: dict, resolve: Callable[[str], Path]) -> dict[str, Any]:
+    """A preset name (``light``, ...) -> that preset at the config's image size; any other text is a pipeline file."""
+    from engine.augment.presets import PRESET_NAMES, preset
+
+    if text.strip() in PRESET_NAMES:
+        return preset(text.strip(), config_image_size(data))
+    from engine.augment.pipeline import load_pipeline_file
+
+    path = resolve(text)
+    if not path.exists():
+        raise ConfigError(f"The 'augment' parameter must be a preset name among {list(PRESET_NAMES)}, the path of a "
+                          f"saved pipeline (YAML / JSON) or a pipeline dict. Got {text!r}, which is neither a preset "
+                          f"nor an existing file ({str(path)!r}).")
+    return load_pipeline_file(path)
+
+
+def config_image_size(data: Mapping[str, Any]) -> int:
+    """The square input size a config mapping trains at: its ``image_size``, else its model's default (as
+    :func:`engine.runs.store.create_runs` resolves it)."""
+    size = data.get("image_size")
+    if size is not None:
+        return size
+    from engine.training.models import model_data_config
+
+    model = parse_run_config({"dataset": "", "model": data.get("model") or {}}, source="run config").model
+    return int(model_data_config(model)["input_size"][-1])
+
+
+def _augment_labels(configs: Sequence[RunConfig], specs: list[Any]) -> list[Any]:
+    """Each varied ``augment`` dict shown as its preset name when it is one (run names, study files)."""
+    from engine.augment.presets import preset_name_of
+
+    labels = []
+    for cfg, spec in zip(configs, specs, strict=True):
+        size = cfg.image_size or config_image_size(cfg.model_dump())
+        labels.append(preset_name_of(spec, size) or spec)
+    return labels
 
 
 def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Sequence[str] = ()) -> list[RunConfig]:
@@ -283,6 +324,9 @@ def load_run_configs(path_or_dict: str | Path | Mapping[str, Any], overrides: Se
         path = Path(path_or_dict)
         data, base, source = _read_yaml(path), path.resolve().parent, f"config file {str(path)!r}"
     vary = data.pop("vary", None)
+    if data.pop("search", None) is not None:  # a search config trains as its base run (engine.search reads the rest)
+        logging.getLogger(__name__).info("%s: the 'search' section is left out (python -m engine search runs it)",
+                                         source)
     parsed_overrides = [parse_override(o) for o in overrides]
     configs = []
     for combo in _vary_combinations(vary):
@@ -298,7 +342,10 @@ def varied_fields(configs: Sequence[RunConfig]) -> dict[str, list[Any]]:
     """Dotted field -> value per config, for every leaf field whose value differs between the configs."""
     flat = [_flatten(c.model_dump(mode="json", exclude={"name"})) for c in configs]
     keys = sorted({k for f in flat for k in f})
-    return {k: [f.get(k) for f in flat] for k in keys if len({yaml.safe_dump(f.get(k)) for f in flat}) > 1}
+    varied = {k: [f.get(k) for f in flat] for k in keys if len({yaml.safe_dump(f.get(k)) for f in flat}) > 1}
+    if "augment" in varied:
+        varied["augment"] = _augment_labels(configs, varied["augment"])
+    return varied
 
 
 def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:

@@ -43,6 +43,7 @@ from engine.training.losses import build_loss
 from engine.training.models import create_model
 from engine.training.outcome import error_text
 from engine.training.predict import predict_fold
+from engine.training.tensorboard import FoldBoard, open_fold_board, write_run_summary
 
 __all__ = ["Cancelled", "train_folds", "train_run"]
 
@@ -61,6 +62,7 @@ class FoldState:
     best_state: dict[str, torch.Tensor] | None = None
     step: int = 0
     last_status: float = field(default=0.0)
+    board: FoldBoard | None = None  # TensorBoard event file of the fold (engine.training.tensorboard)
 
 
 @dataclass
@@ -123,6 +125,9 @@ def _train_folds(ctx: RunContext, folds: Iterable[int] | None, progress: Progres
         open_run_images(ctx)
     for fold in todo:
         train_fold(ctx, fold, progress, should_stop)
+    if todo and all(store.fold_is_complete(ctx.run_dir, f) for f in range(ctx.cfg.split.k)):
+        # TensorBoard hparams with the final CV metrics (engine.training.tensorboard)
+        write_run_summary(ctx.run_dir, ctx.cfg, study=store.read_status(ctx.run_dir).get("study_id"))
 
 
 def _folds_to_train(ctx: RunContext, folds: Iterable[int] | None) -> list[int]:
@@ -160,7 +165,7 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
                              skipped_images=[], error=None)
     seed_everything(fold_seed(cfg, fold), deterministic=cfg.train.deterministic, device=ctx.device)
     parts = build_fold_parts(ctx, fold)
-    state = FoldState(fold=fold)
+    state = FoldState(fold=fold, board=open_fold_board(ctx, fold))
     try:
         fit_epochs(ctx, parts, state, progress, should_stop)
         finish_fold(ctx, parts, state, progress, should_stop)
@@ -170,6 +175,8 @@ def train_fold(ctx: RunContext, fold: int, progress: Progress, should_stop: Call
     except BaseException as e:
         _mark_fold(ctx, fold, state="failed", error=f"{type(e).__name__}: {e}")
         raise
+    finally:
+        state.board.close()
 
 
 def _mark_fold(ctx: RunContext, fold: int, **fields: Any) -> None:
@@ -269,9 +276,11 @@ def record_epoch(ctx: RunContext, parts: FoldParts, state: FoldState, epoch: int
     if is_better(metrics[monitor], state.best_metric, monitor) or state.best_state is None:
         state.best_metric, state.best_epoch = metrics[monitor], epoch
         state.best_state = {k: v.detach().to("cpu", copy=True) for k, v in parts.model.state_dict().items()}
-    store.append_metrics(ctx.run_dir, {
-        "fold": state.fold, "epoch": epoch, "train_loss": result.loss, **metrics, "lr": current_lr(parts.optimizer),
-        "epoch_seconds": round(result.seconds, 4), "images_per_second": round(result.images_per_second, 2)})
+    row = {"fold": state.fold, "epoch": epoch, "train_loss": result.loss, **metrics, "lr": current_lr(parts.optimizer),
+           "epoch_seconds": round(result.seconds, 4), "images_per_second": round(result.images_per_second, 2)}
+    store.append_metrics(ctx.run_dir, row)
+    if state.board is not None:
+        state.board.log_epoch(row)
     store.update_fold_status(ctx.run_dir, state.fold, epoch=epoch, best_metric=state.best_metric,
                              best_epoch=state.best_epoch)
 

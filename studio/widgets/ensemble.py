@@ -180,3 +180,88 @@ def combinations_section(run_dirs: tuple[str, ...], token, tta: str, views, path
         st.session_state[state.SUBMIT_CHOICE] = choice
         st.success("Saved: open the **Submit** page to write it.")
 
+
+
+# ---------------------------------------------------------------- augmentation ↔ CV (runs that differ only in augment)
+
+
+def augmentation_section(all_runs: pd.DataFrame, tta: str) -> None:
+    """Runs that differ only in their pipeline: CV metrics with intervals, per-class gains, both pipelines previewed."""
+    from studio import search_loaders
+
+    all_dirs = tuple(all_runs["path"])
+    groups = search_loaders.augmentation_groups(all_dirs, run_loaders.runs_token(all_dirs))
+    if not groups:
+        st.info("No runs differ only in their augmentation pipeline. Launch such a study from a config with "
+                "`vary: {augment: [light, medium]}` (preset names or pipeline files), or an Optuna search over "
+                "*Augmentation strength* alone on the **Train** page.")
+        return
+    names = all_runs.set_index("path")["name"].to_dict()
+    group = st.selectbox("Study", groups, key=state.ENSEMBLE_AUG_GROUP,
+                         format_func=lambda g: " vs ".join(str(names.get(p, Path(p).name)) for p in g))
+    ids = [Path(p).name for p in group]
+    if st.session_state.get(state.ENSEMBLE_AUG_BASELINE) not in ids:
+        st.session_state[state.ENSEMBLE_AUG_BASELINE] = ids[0]
+    by_id = {Path(p).name: names.get(p, Path(p).name) for p in group}
+    baseline = st.selectbox("Compared against", ids, key=state.ENSEMBLE_AUG_BASELINE, format_func=by_id.get,
+                            help="Every difference is another run minus this one (default: the fewest transforms).")
+    try:
+        result = search_loaders.augmentation_comparison(tuple(group), run_loaders.runs_token(tuple(group)),
+                                                        baseline, tta)
+    except EngineError as e:
+        st.info(f"These runs cannot be compared: {e}")
+        return
+    runs = result.runs.assign(transforms=lambda f: f["transforms"].map(" → ".join),
+                              added=lambda f: f["added"].map(", ".join), removed=lambda f: f["removed"].map(", ".join))
+    st.caption("The runs share one split, so each out-of-fold image is compared with itself; the holdout rows vote "
+               "each run's fold models. *added* / *removed*: transforms against the baseline's pipeline.")
+    st.dataframe(runs, hide_index=True, width="stretch")
+    st.dataframe(result.metrics, hide_index=True, width="stretch", column_config=NUMBER_FORMAT)
+    label = by_id.get
+    diffs = result.differences.assign(label=lambda f: f["run_id"].map(label) + " · " + f["metric"].map(METRIC_LABELS))
+    st.plotly_chart(difference_intervals(diffs, label_column="label",
+                                         title=f"CV (OOF) difference vs {label(baseline)}"),
+                    width="stretch", key="ens_aug_diff")
+    for _, row in result.differences.iterrows():
+        st.caption(f"{label(row['run_id'])} — {_interval_text(row)}")
+    others = [r for r in ids if r != baseline]
+    other = others[0] if len(others) == 1 else st.selectbox("Per class and preview of", others, format_func=label,
+                                                            key="ens_aug_other")
+    per_class = result.per_class[result.per_class["run_id"] == other]
+    left, right = st.columns([3, 2])
+    left.plotly_chart(difference_intervals(
+        per_class.assign(label=lambda f: "class " + f["class"].astype(str) + " (+" + f["fixed"].astype(str) + " / −"
+                         + f["broken"].astype(str) + ")"),
+        label_column="label", title=f"Recall gain per class: {label(other)} vs {label(baseline)} (OOF)"),
+        width="stretch", key="ens_aug_classes")
+    right.caption("+fixed: images the baseline got wrong and this pipeline right; −broken: the reverse.")
+    right.dataframe(per_class.drop(columns=["run_id", "augment"]), hide_index=True, width="stretch",
+                    column_config={c: st.column_config.NumberColumn(format="%.3f") for c in
+                                   ("recall_baseline", "recall", "diff", "diff_low", "diff_high", "f1_baseline", "f1")})
+    pipelines_side_by_side(result, [baseline, other], label, run_loaders.run_config(group[0])["dataset"])
+
+
+def pipelines_side_by_side(result, run_ids: list[str], label, dataset_path: str) -> None:
+    """The Augmentation lab's preview of each pipeline, on the same images of the runs' dataset, same seed."""
+    from engine.augment import preview_pipeline
+    from studio.loaders import load_dataset_cached
+    from studio.widgets import augment as aug
+
+    try:
+        dataset = load_dataset_cached(dataset_path)
+    except EngineError as e:
+        st.info(f"The runs' dataset cannot be opened for the preview: {e}")
+        return
+    st.markdown("**The two pipelines on the same images** (the same seed: what differs is the pipeline)")
+    seed = st.number_input("Preview seed", 0, 10_000, 0, key="ens_aug_seed")
+    images, captions = aug.load_images(aug.sample_paths(dataset, 2, int(seed)))
+    for col, run_id in zip(st.columns(len(run_ids)), run_ids, strict=True):
+        with col:
+            row = result.runs.set_index("run_id").loc[run_id]
+            st.markdown(f"**{label(run_id)}** — `{row['augment']}`")
+            try:
+                rows = preview_pipeline(result.specs[run_id], images, draws=2, seed=int(seed))
+            except EngineError as e:
+                st.error(str(e))
+                continue
+            aug.preview_grid(rows, captions, one_image_mode=False)

@@ -86,7 +86,7 @@ def run_detail(record: RunRecord, *, launcher) -> None:
     c2.metric("Progress", f"{float(status.get('progress') or 0):.0%}")
     c3.metric("Elapsed", _clock(elapsed))
     c4.metric("Remaining", _clock(remaining) if state == "running" else "–")
-    if status.get("message") and state in ACTIVE:
+    if status.get("message") and (state in ACTIVE or state == "cancelled"):  # cancelled: e.g. pruned by a search
         st.caption(status["message"])
     if state == "failed" and status.get("error"):
         st.error(f"This run failed: {status['error']}\n\nFinished folds are kept; *Resume* continues from the "

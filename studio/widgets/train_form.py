@@ -206,11 +206,12 @@ def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict
                              help="Images of one group (e.g. one patient) never straddle folds.")
 
         st.markdown("**Training**")
-        c1, c2, c3, c4 = st.columns(4)
+        c1, c2, c3, c4, c5 = st.columns(5)
         epochs = c1.number_input("Epochs", 1, 500, 3, key="train_epochs")
         batch = c2.number_input("Batch size", 1, 4096, 64, key="train_batch")
         optimizer = c3.selectbox("Optimizer", ["adamw", "adam", "sgd", "rmsprop"], key="train_opt")
         lr = c4.number_input("Learning rate", 1e-6, 10.0, 3e-3, format="%.5f", key="train_lr")
+        weight_decay = c5.number_input("Weight decay", 0.0, 1.0, 0.05, format="%.4f", key="train_wd")
         c1, c2, c3, c4 = st.columns(4)
         scheduler = c1.selectbox("Scheduler", ["cosine", "step", "none"], key="train_sched")
         loss = c2.selectbox("Loss", ["cross_entropy", "focal"], key="train_loss")
@@ -222,9 +223,11 @@ def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict
         st.markdown("**Augmentation, TTA, device**")
         c1, c2, c3 = st.columns([2, 2, 1])
         lab = lab_pipeline_path(workspace)
-        aug_options = ([LAB_PIPELINE] if lab.is_file() else []) + [f"preset: {p}" for p in PRESET_NAMES]
+        trial = trial_pipeline()  # a search trial's pipeline, after "Use best" (studio/widgets/search.py)
+        aug_options = (([trial[0]] if trial else []) + ([LAB_PIPELINE] if lab.is_file() else [])
+                       + [f"preset: {p}" for p in PRESET_NAMES])
         augment = c1.selectbox("Augmentation pipeline", aug_options, key="train_aug",
-                               index=0 if lab.is_file() else aug_options.index("preset: light"),
+                               index=0 if lab.is_file() or trial else aug_options.index("preset: light"),
                                help="Build and preview pipelines on the Augment page; 'Use for training' there "
                                     "makes them available here.")
         views = c2.multiselect("TTA views", list(TTA_VIEWS), default=list(DEFAULT_TTA_VIEWS), key="train_tta")
@@ -245,15 +248,18 @@ def run_config_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> dict
                         image_size=image_size, k=k, holdout=holdout, group=None if group == "(none)" else group,
                         epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, scheduler=scheduler, loss=loss,
                         smoothing=smoothing, workers=workers, augment=augment, views=views, device=device, name=name,
-                        data_cache=data_cache, compile_model=compile_model, auto_batch=auto_batch)
+                        data_cache=data_cache, compile_model=compile_model, auto_batch=auto_batch,
+                        weight_decay=weight_decay, extra_pipelines=dict([trial]) if trial else None)
 
 
 def build_config(dataset: Dataset, workspace: Path, *, model: str, pretrained: str, image_size: int, k: int,
                  holdout: float, group: str | None, epochs: int, batch: int, optimizer: str, lr: float,
                  scheduler: str, loss: str, smoothing: str, workers: int, augment: str, views: list[str],
                  device: str, name: str, allow_download: bool = False, data_cache: bool = True,
-                 compile_model: bool = False, auto_batch: bool = False) -> dict[str, Any]:
-    """The config dict of the form's choices (pure: testable without Streamlit)."""
+                 compile_model: bool = False, auto_batch: bool = False, weight_decay: float = 0.05,
+                 extra_pipelines: dict[str, dict] | None = None) -> dict[str, Any]:
+    """The config dict of the form's choices (pure: testable without Streamlit). ``extra_pipelines``: pipelines
+    offered besides the presets and the lab's (label -> serialized dict), e.g. a search trial's."""
     from engine.augment import load_pipeline_file
     from engine.augment.presets import preset
 
@@ -261,7 +267,9 @@ def build_config(dataset: Dataset, workspace: Path, *, model: str, pretrained: s
     if not pretrained.strip():
         raise ConfigError("The 'Weights file' field is empty: type the path of a local weights file, or choose "
                           "timm's pretrained weights or none under 'Pretrained weights'.")
-    if augment == LAB_PIPELINE:
+    if extra_pipelines and augment in extra_pipelines:
+        augment_dict = extra_pipelines[augment]
+    elif augment == LAB_PIPELINE:
         augment_dict = load_pipeline_file(lab_pipeline_path(workspace))
     else:
         augment_dict = preset(augment.removeprefix("preset: "), int(image_size))
@@ -272,7 +280,8 @@ def build_config(dataset: Dataset, workspace: Path, *, model: str, pretrained: s
         "image_size": int(image_size),
         "split": {"k": int(k), "holdout_fraction": float(holdout), "group_column": group},
         "train": {"epochs": int(epochs), "batch_size": int(batch), "optimizer": optimizer, "lr": float(lr),
-                  "scheduler": scheduler, "loss": loss, "label_smoothing": smoothing_values[0],
+                  "weight_decay": float(weight_decay), "scheduler": scheduler, "loss": loss,
+                  "label_smoothing": smoothing_values[0],
                   "num_workers": int(workers), "data_cache": bool(data_cache), "compile": bool(compile_model),
                   "auto_batch_size": bool(auto_batch)},
         "augment": augment_dict,
@@ -282,3 +291,55 @@ def build_config(dataset: Dataset, workspace: Path, *, model: str, pretrained: s
     if len(smoothing_values) > 1:
         config["vary"] = {"train.label_smoothing": smoothing_values}
     return config
+
+
+# ---------------------------------------------------------------- filled from a search trial ("Use best")
+
+
+def trial_pipeline() -> tuple[str, dict] | None:
+    """(option label, pipeline dict) of the search trial whose config filled the form, when it is not a preset."""
+    from studio import state
+
+    entry = st.session_state.get(state.TRAIN_TRIAL_PIPELINE)
+    return (str(entry[0]), entry[1]) if entry else None
+
+
+def form_state_from_config(config: dict[str, Any], *, label: str) -> tuple[dict[str, Any], tuple[str, dict] | None]:
+    """The form's session-state values for a resolved run config (a search trial's), and the pipeline option the
+    augmentation picker must offer when the trial's pipeline is not a preset (``label`` names it). Pure."""
+    from engine.augment.presets import preset_name_of
+
+    train, split, model = config.get("train") or {}, config.get("split") or {}, config.get("model") or {}
+    name = preset_name_of(config.get("augment"), config.get("image_size"))
+    pipeline = None if name or config.get("augment") is None else (label, config["augment"])
+    pretrained = str(model.get("pretrained") or "none")
+    values = {
+        MODEL_KEY: model.get("name"), PRETRAINED_KEY: pretrained if pretrained in ("none", "hub") else "file",
+        WEIGHTS_KEY: "" if pretrained in ("none", "hub") else pretrained,
+        DOWNLOAD_KEY: bool(model.get("allow_download", False)),
+        SIZE_KEY: int(config.get("image_size") or 224), K_KEY: int(split.get("k", 3)),
+        "train_holdout": float(split.get("holdout_fraction", 0.1)),
+        "train_group": split.get("group_column") or "(none)",
+        "train_epochs": int(train.get("epochs", 3)), "train_batch": int(train.get("batch_size", 64)),
+        "train_opt": train.get("optimizer", "adamw"), "train_lr": min(max(float(train.get("lr", 3e-3)), 1e-6), 10.0),
+        "train_wd": min(float(train.get("weight_decay", 0.05)), 1.0), "train_sched": train.get("scheduler", "cosine"),
+        "train_loss": train.get("loss", "cross_entropy"), "train_ls": f"{float(train.get('label_smoothing', 0.0)):g}",
+        "train_workers": int(train.get("num_workers", 2)),
+        "train_aug": pipeline[0] if pipeline else f"preset: {name or 'light'}",
+        "train_tta": list(config.get("tta_views") or DEFAULT_TTA_VIEWS), "train_name": label,
+    }
+    return values, pipeline
+
+
+def pin_defaults(values: dict[str, Any], dataset: Dataset) -> dict[str, Any]:
+    """The *_basis keys that keep ``values``' model weights, image size and k from being replaced by the
+    defaults that follow the model and the dataset (see :func:`_follow`) when the form is drawn next."""
+    from engine.offline import user_forbids_downloads
+    from engine.training.pretrained import describe_pretrained
+
+    model = values[MODEL_KEY]
+    allow = bool(values[DOWNLOAD_KEY]) and not user_forbids_downloads()
+    pretrained = pretrained_value(values[PRETRAINED_KEY], values[WEIGHTS_KEY])
+    uses_weights = describe_pretrained(model, pretrained or "none", allow).uses_weights
+    return {PRETRAINED_BASIS: (model, allow), SIZE_BASIS: (model, uses_weights, str(dataset.spec_path)),
+            K_BASIS: str(dataset.spec_path or dataset.root)}

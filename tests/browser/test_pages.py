@@ -144,7 +144,7 @@ def test_study_pages_render_real_runs(study_studio_url, page, screenshot_dir):
         assert page.get_by_text("No runs yet").count() == 0, f"{name}: the study's runs are not found"
         screenshot(page, screenshot_dir / f"study-{name}.png")
         if name == "ensemble":
-            for tab in ("TTA gains", "Label smoothing", "Combinations", "Label overrides"):
+            for tab in ("TTA gains", "Label smoothing", "Augmentation", "Combinations", "Label overrides"):
                 page.get_by_role("tab", name=tab).click()
                 wait_for_run(page)
                 assert_no_exception(page, f"Ensemble page, tab {tab!r}")
