@@ -17,7 +17,9 @@
 #   3. bench/gpu_train.py: resnet50, convnext_tiny, efficientnet_b0 at 224 px, bf16, channels_last, real
 #      photo-like JPEGs through the decoded-image cache vs synthetic input (from scratch: no weights needed);
 #   4. a 3-fold study end to end: the demo digits, resnet18 at 64 px, label smoothing 0 vs 0.1,
-#      `python -m engine train` -> `analyze` -> `submit`, with its wall time.
+#      `python -m engine train` -> `analyze` -> `submit`, with its wall time;
+#   5. when a timm train.py is at $TIMM_TRAIN (default .timm-src/train.py, git-ignored): bench/vs_timm.py
+#      on the GPU (resnet50, 224 px, bf16), within what is left of the budget.
 # Exit status: 0 when every step passed, 1 when one failed (the later ones still run), 2 without CUDA.
 # Environment: PYTHON (the interpreter; default .venv/bin/python, else python3), GPU_CHECK_BUDGET_S,
 # GPU_CHECK_KEEP=1 (keep the work folder: images, caches, runs), GPU_CHECK_CPU_SMOKE=1 (no CUDA: run
@@ -25,13 +27,16 @@
 #
 # Files written to OUT_DIR (8 at most, none in sub-folders): summary.md (the figures, ready for
 # docs/BENCHMARKS.md), gpu_check.log (everything printed), cuda_tests.log, cuda_tests.xml,
-# gpu_train.out (JSON + markdown), study_runs.json, study_analyze.txt.
+# gpu_train.out (JSON + markdown), study_runs.json, study_analyze.txt, vs_timm.out (step 5).
 #
 # With this workplace's device tool (an H200 with python3 3.12 + torch + timm, no albumentations /
 # pydantic / grad-cam, no network):
 #   1. here, once:  bash bench/gpu_check.sh --fetch-wheels        # ~15 MB into .whl/ (git-ignored)
+#      optional, for step 5: timm's train.py + timm/version.py into .timm-src/ (git-ignored), e.g. from the
+#      `fetch` tool's mirror: git --git-dir=/work/.mirror/huggingface+pytorch-image-models/repo archive HEAD \
+#      train.py timm/version.py | tar -x -C .timm-src     (or git clone the public repository there)
 #   2. device run:  command: bash bench/gpu_check.sh "$OUT"
-#                   carry:   [".whl"]      timeout_s: 540
+#                   carry:   [".whl", ".timm-src"]      timeout_s: 540
 #   summary.md comes back in the run's files.
 # Elsewhere (a cloud GPU with internet): `bash bench/gpu_check.sh` after `make setup`, or on a bare
 # machine with torch installed: the script pip-installs what is missing.
@@ -133,11 +138,14 @@ if [ "${GPU_CHECK_CPU_SMOKE:-0}" = 1 ] && [[ $cuda_info == CPU* ]]; then
   TRAIN_ARGS=(--cpu-smoke --models test_resnet --images 64 --image-size 32 --batch-size 8 --batches 2 --repeats 1
               --workers 1 --views identity)
   STUDY_MODEL=test_resnet STUDY_SIZE=32 STUDY_EPOCHS=1 STUDY_DEVICE=cpu STUDY_WORKERS=1 STUDY_CAP_S=600
+  VS_TIMM_ARGS=(--device cpu --model test_resnet --image-size 32 --batch-size 8 --workers 1 --images 160 --epochs 2)
   BUDGET_S=${GPU_CHECK_BUDGET_S:-900}
 else
   # 4,096 JPEGs (16 batches of 256 per epoch; the stream loops), 2 interleaved repeats: about 2-3 minutes.
   TRAIN_ARGS=(--images 4096 --repeats 2 --batches 25)
   STUDY_MODEL=resnet18 STUDY_SIZE=64 STUDY_EPOCHS=6 STUDY_DEVICE=cuda STUDY_WORKERS=8 STUDY_CAP_S=150
+  # resnet50 at 224 px, bf16, both sides fed by 8 DataLoader workers, 3 epochs over 2,048 JPEGs: about a minute.
+  VS_TIMM_ARGS=(--device cuda --model resnet50 --image-size 224 --batch-size 128 --workers 8 --images 2048 --epochs 3)
 fi
 
 mkdir -p "$OUT_DIR"
@@ -274,6 +282,17 @@ export -f study
 export WORK OUT_DIR STUDY_MODEL STUDY_SIZE STUDY_EPOCHS STUDY_DEVICE STUDY_WORKERS
 run_step study_3fold "$STUDY_CAP_S" - bash -c study
 
+# ------------------------------------------------------------------ 5. timm's train.py side by side (optional)
+# Runs when a timm train.py is at $TIMM_TRAIN (default .timm-src/train.py), in what is left of the budget.
+TIMM_TRAIN=${TIMM_TRAIN:-$REPO/.timm-src/train.py}
+if [ -f "$TIMM_TRAIN" ]; then
+  run_step vs_timm 180 "$OUT_DIR/vs_timm.out" "$PY" bench/vs_timm.py --timm-train "$TIMM_TRAIN" "${VS_TIMM_ARGS[@]}" \
+    --repeats 1 --out "$WORK/vs_timm"
+  [ -f "$OUT_DIR/vs_timm.out" ] && sed -n '/^`python bench\/vs_timm.py/,$p' "$OUT_DIR/vs_timm.out"
+else
+  echo "== vs_timm: not run (no timm train.py at $TIMM_TRAIN; see the header)"
+fi
+
 # ------------------------------------------------------------------ summary.md
 "$PY" - "$OUT_DIR" "$WORK" "$cuda_info" "$PY" <<'EOF'
 import json, re, subprocess, sys, xml.etree.ElementTree as ET
@@ -319,6 +338,10 @@ if seconds.is_file() and runs.is_file():
         acc, loss = r.get("val_accuracy"), r.get("val_loss")
         lines.append(f"| {r['run_id']} | {r['state']} | {'-' if acc is None else f'{acc:.4f}'} | "
                      f"{'-' if loss is None else f'{loss:.4f}'} |")
+timm = out / "vs_timm.out"
+if timm.is_file() and "`python bench/vs_timm.py" in timm.read_text():
+    lines += ["", "Side by side with timm's train.py on the GPU:", "",
+              "`python bench/vs_timm.py" + timm.read_text().split("`python bench/vs_timm.py", 1)[1].strip()]
 (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 print("\n".join(lines))
 EOF

@@ -314,7 +314,7 @@ def cpu_ms_per_item(fn, n: int) -> float:
 
 def pipeline_costs(args, data: dict, folder: Path) -> dict:
     """CPU ms per training image of each side's input pipeline (in one process, as a DataLoader worker
-    runs it) and of the model step both share: where the time goes, steady under load (CPU time)."""
+    runs it) and, on a CPU run, of the model step both share: where the time goes, steady under load."""
     import numpy as np
     import timm
     import torch
@@ -348,10 +348,12 @@ def pipeline_costs(args, data: dict, folder: Path) -> dict:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a DataLoader worker's setting; the model step on one thread too
     try:
-        step(0)
-        return {"timm_pipeline_ms": round(cpu_ms_per_item(lambda i: timm_images[i], n), 2),
-                "engine_pipeline_ms": round(cpu_ms_per_item(lambda i: engine_images[i], n), 2),
-                "model_step_ms": round(cpu_ms_per_item(step, 5) / args.batch_size, 2)}
+        costs = {"timm_pipeline_ms": round(cpu_ms_per_item(lambda i: timm_images[i], n), 2),
+                 "engine_pipeline_ms": round(cpu_ms_per_item(lambda i: engine_images[i], n), 2), "model_step_ms": None}
+        if args.device == "cpu":  # on a GPU run the model step is not CPU work
+            step(0)
+            costs["model_step_ms"] = round(cpu_ms_per_item(step, 5) / args.batch_size, 2)
+        return costs
     finally:
         torch.set_num_threads(threads)
 
@@ -423,15 +425,16 @@ def markdown(r: dict) -> str:
              f"{r['timm_epoch1_first_run']:,.1f}.")
     walls, cpus = r["wall_seconds"], r["cpu_seconds"]
     c = r.get("costs")
+    model_rows = "" if not (c and c.get("model_step_ms")) else f"""
+| model step: forward, backward, AdamW ({r['model']}, {r['image_size']} px; the same code for both) | {c['model_step_ms']:.2f} | {c['model_step_ms']:.2f} |
+| total | {c['timm_pipeline_ms'] + c['model_step_ms']:.2f} | {c['engine_pipeline_ms'] + c['model_step_ms']:.2f} |"""
     costs = "" if not c else f"""
 
 Where the CPU goes, per training image (CPU milliseconds in one process on one thread, steady under load):
 
 | CPU ms per image | timm `train.py` | engine |
 |---|---:|---:|
-| input pipeline: decode (timm) or cache read (engine), crop, flip, colour jitter, to tensor | {c['timm_pipeline_ms']:.2f} | {c['engine_pipeline_ms']:.2f} |
-| model step: forward, backward, AdamW ({r['model']}, {r['image_size']} px; the same code for both) | {c['model_step_ms']:.2f} | {c['model_step_ms']:.2f} |
-| total | {c['timm_pipeline_ms'] + c['model_step_ms']:.2f} | {c['engine_pipeline_ms'] + c['model_step_ms']:.2f} |
+| input pipeline: decode (timm) or cache read (engine), crop, flip, colour jitter, to tensor | {c['timm_pipeline_ms']:.2f} | {c['engine_pipeline_ms']:.2f} |{model_rows}
 
 The engine's input pipeline costs {c['timm_pipeline_ms'] / max(c['engine_pipeline_ms'], 1e-9):.0f}x less CPU per image than timm's. That
 becomes training speed wherever the loader's CPU competes with the model for the same cores (every
@@ -443,7 +446,7 @@ the model is the bottleneck, both train at the model's speed."""
   --image-size {r['image_size']} --batch-size {r['batch_size']} --workers {r['workers']} --epochs {r['epochs']} \\
   --repeats {r['repeats']} --device {r['device']}{f" --threads {r['torch_threads']}" if r.get('threads_set') else ''}`
 
-Machine: {r['machine']}; load average {low:.1f}-{high:.1f} while the contenders ran.{busy} torch {r['torch_version']},
+Machine: {r['machine']}; {low:.1f}-{high:.1f} while the contenders ran.{busy} torch {r['torch_version']},
 timm {r['timm_version']} installed (both sides); `train.py` from huggingface/pytorch-image-models{_of(r)}.
 Data: {d['images']:,} photo-like 640x480 JPEGs ({d['megabytes']:,.0f} MB, 5 classes): {d['train']:,} to train on,
 {d['validation']:,} to validate on, per epoch, for both. {r['model']} from scratch at {r['image_size']} px, batch

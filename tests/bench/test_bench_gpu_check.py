@@ -40,7 +40,7 @@ def test_without_torch_it_names_the_python_it_tried(tmp_path):
 def test_help_gives_the_device_command_and_a_bad_option_is_refused():
     proc = _run("--help")
     assert proc.returncode == 0
-    assert 'bash bench/gpu_check.sh "$OUT"' in proc.stdout and 'carry:   [".whl"]' in proc.stdout
+    assert 'bash bench/gpu_check.sh "$OUT"' in proc.stdout and 'carry:   [".whl", ".timm-src"]' in proc.stdout
     assert "--fetch-wheels" in proc.stdout
     bad = _run("--fast")
     assert bad.returncode == 2 and "unknown option '--fast'" in bad.stderr
