@@ -2,7 +2,8 @@
 
     python bench/vs_timm.py --timm-train /path/to/pytorch-image-models/train.py
                             [--images 2000] [--model test_resnet] [--image-size 112] [--batch-size 32]
-                            [--workers 2] [--epochs 3] [--repeats 3] [--device cpu] [--out DIR] [--write-docs]
+                            [--workers 2] [--epochs 3] [--repeats 3] [--device cpu|cuda] [--threads N]
+                            [--out DIR] [--write-docs]
 
 timm's ``train.py`` is not part of the timm wheel: it lives in the public repository. Get the one that
 matches the installed timm (nothing of it is copied here; this script only runs it)::
@@ -19,12 +20,15 @@ What runs, on ``--images`` photo-like 640x480 JPEGs (``bench/scan.py``'s generat
   validation in one class-folder dataset), so the fold trains on as many images (3/4) and validates on
   as many (1/4) as timm does; trained by the engine's job process, ``python -m engine run-job RUN
   --folds 0`` (what ``python -m engine train`` runs for each fold), with the run created beforehand
-  by :func:`engine.runs.store.create_runs` (what ``train`` does first). The augmentation is the
+  by :func:`engine.training.create_runs` (what ``train`` does first). The augmentation is the
   albumentations pipeline of timm's defaults (same crop scale and ratio, flip, ColorJitter 0.4), read
   through the engine's decoded-image cache.
 
 Both: the same timm model (random init), image size, batch size, AdamW (lr 1e-3, weight decay 0.05),
-cosine schedule without warmup, no label smoothing, ``--workers`` DataLoader workers, fp32 on a CPU.
+cosine schedule without warmup, no label smoothing, ``--workers`` DataLoader workers; fp32 on a CPU
+(``--threads N`` sets OMP_NUM_THREADS for both: on a shared machine one thread avoids the stalls of
+torch's threads waiting for each other while other jobs hold the cores); on CUDA bf16 autocast and
+channels_last (timm: ``--amp --amp-dtype bfloat16 --channels-last`` with its GPU prefetcher).
 
 Images/s per epoch come from each tool's own record: timm's log (the last ``Train:`` line of an epoch
 gives the epoch's mean update time, including the waits for data; with ``drop_last`` every batch is
@@ -33,8 +37,11 @@ full, so batch size / mean time = images / seconds of the epoch's loop) and the 
 counts validation. The engine builds its decoded-image cache once, before its first epoch (reused
 by every later fold and run); the table also gives epoch 1 with that build counted in.
 
-Contenders run back to back (``--repeats`` alternates their order); the load average is recorded
-around each. The script prints a JSON record and a ready-to-paste markdown table; ``--write-docs``
+Contenders run back to back (``--repeats`` alternates their order); the load average and the CPU
+seconds of each command (its process and DataLoader workers) are recorded around it. Then, in this
+process, the CPU milliseconds per image of each side's input pipeline (timm's ``create_transform`` with
+train.py's defaults on its ``ImageDataset``; the engine's ``AugmentedImages`` over its cache) and of
+the model step, on one thread: where the time goes, a figure the machine's load hardly moves. The script prints a JSON record and a ready-to-paste markdown table; ``--write-docs``
 replaces the ``<!-- vs-timm -->`` block of docs/BENCHMARKS.md.
 """
 
@@ -289,8 +296,8 @@ def run_timm(args, data: dict, folder: Path, repeat: int) -> dict:
 
 
 def run_engine(args, data: dict, folder: Path, repeat: int) -> dict:
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
 
     workspace = folder / "engine-workspace"
     (run_dir,) = create_runs(load_run_configs(engine_config(args, data["engine_spec"])), workspace=workspace)

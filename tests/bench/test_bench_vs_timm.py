@@ -116,8 +116,9 @@ def test_both_sides_get_the_same_settings(tmp_path):
 def test_engine_fold_0_trains_and_validates_on_as_many_images_as_timm(tmp_path):
     """The data layout and the engine config, through the engine's own loader, config parser and split."""
     from engine.data import open_dataset
-    from engine.runs.store import create_runs, read_split
+    from engine.runs.store import read_split
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
 
     data = vs_timm.make_dataset(tmp_path / "data", 40)
     assert (data["train"], data["validation"]) == (30, 10)
