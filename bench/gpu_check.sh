@@ -341,7 +341,8 @@ if seconds.is_file() and runs.is_file():
 timm = out / "vs_timm.out"
 if timm.is_file() and "`python bench/vs_timm.py" in timm.read_text():
     lines += ["", "Side by side with timm's train.py on the GPU:", "",
-              "`python bench/vs_timm.py" + timm.read_text().split("`python bench/vs_timm.py", 1)[1].strip()]
+              "`python bench/vs_timm.py" + timm.read_text().split("`python bench/vs_timm.py", 1)[1]
+              .split("\nlogs and runs kept in", 1)[0].strip()]
 (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
 print("\n".join(lines))
 EOF
