@@ -4,6 +4,7 @@ RUN is a run id (a folder of ``<workspace>/runs``) or the path of a run director
 ``resume`` run in the foreground with a progress bar unless ``--detach`` is given (both through a
 launcher of :mod:`engine.jobs`); either way the run directory records everything (status, metrics,
 predictions, weights, the job's log). ``runs`` prints the run store's listing (:func:`engine.runs.list_runs`).
+With ``--launcher ray`` the folds train as tasks on a Ray cluster and the bar follows the run directory.
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ import time
 from pathlib import Path
 
 WORKSPACE_HELP = "workspace folder (default: $FOLD_STUDIO_WORKSPACE or ./workspace)"
+LAUNCHER_HELP = ("where jobs train: local (processes on this machine) or ray (each fold a task on a Ray cluster); "
+                 "default: the config's 'launcher', $FOLD_STUDIO_LAUNCHER, the workspace's settings.yaml, else local")
+RAY_ADDRESS_HELP = "Ray cluster for --launcher ray: auto (the one `ray start --head` started here) or HEAD_IP:PORT"
+
+
+def _add_launcher_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--launcher", choices=["local", "ray"], default=None, help=LAUNCHER_HELP)
+    p.add_argument("--ray-address", default=None, metavar="ADDR", help=RAY_ADDRESS_HELP)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,6 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-download", action="store_true",
                    help="let the job download hub weights missing from the Hugging Face cache (model.pretrained: "
                         "hub); same as --set model.allow_download=true. HF_HUB_OFFLINE=1 in your environment wins")
+    _add_launcher_options(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("runs", help="list runs with their state and best metrics",
@@ -62,6 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="run id or run directory")
     p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
     p.add_argument("--detach", action="store_true", help="start a background job and return at once")
+    _add_launcher_options(p)
     p.set_defaults(func=_resume)
 
     p = sub.add_parser("predict", help="re-predict a trained run with other TTA views (no retraining)",
@@ -200,17 +211,49 @@ def _foreground_exit(run_dirs: list[Path]) -> int:
 # ---------------------------------------------------------------- commands
 
 
+def _follow(run_dirs: list[Path], launcher) -> int:
+    """Runs submitted to another backend (Ray): a bar per run, read from its directory, until it ends;
+    Ctrl-C cancels the runs still going. Exit status as :func:`_foreground_exit`."""
+    from engine.runs import ACTIVE_STATES, effective_status
+
+    try:
+        for run_dir in run_dirs:
+            bar = ProgressBar(run_dir)
+            try:
+                while effective_status(run_dir)["state"] in ACTIVE_STATES:
+                    bar()
+                    time.sleep(0.5)
+            finally:
+                bar.close()
+    except KeyboardInterrupt:
+        print("\ncancelling (finished folds are kept)", file=sys.stderr)
+        for run_dir in run_dirs:
+            if effective_status(run_dir)["state"] in ACTIVE_STATES:
+                launcher.cancel(run_dir)
+    return _foreground_exit(run_dirs)
+
+
+def _chosen_launcher(args, config):
+    from engine.jobs import choose_launcher
+
+    return choose_launcher(args.workspace, name=args.launcher, address=args.ray_address, config=config)
+
+
 def _train(args) -> int:
-    from engine.jobs import launch_training
+    from engine.jobs import LocalLauncher, launch_training
+    from engine.training.config import load_run_configs
 
     overrides = [*args.overrides, *(["model.allow_download=true"] if args.allow_download else [])]
-    launcher = None if args.detach else _foreground_launcher(args.workspace)
+    chosen = _chosen_launcher(args, load_run_configs(args.config, overrides)[0])  # a bad config is refused here
+    local = isinstance(chosen, LocalLauncher)
+    launcher = _foreground_launcher(args.workspace) if local and not args.detach else chosen
     run_dirs = launch_training(args.config, overrides=overrides, workspace=args.workspace, launcher=launcher)
-    if args.detach:
+    if args.detach or not local:
         for run_dir in run_dirs:
             print(run_dir.name, flush=True)
+    if args.detach:
         return 0
-    return _foreground_exit(run_dirs)
+    return _foreground_exit(run_dirs) if local else _follow(run_dirs, launcher)
 
 
 def _finite(value) -> bool:
@@ -271,21 +314,25 @@ def _status(args) -> int:
 
 
 def _cancel(args) -> int:
-    from engine.jobs import create_launcher
+    from engine.jobs import launcher_for_run
 
-    status = create_launcher(workspace=args.workspace).cancel(args.run, timeout=args.timeout)
-    print(f"{Path(_run_dir(args.run, args.workspace)).name}: {status['state']}")
+    run_dir = _run_dir(args.run, args.workspace)
+    status = launcher_for_run(run_dir, workspace=args.workspace).cancel(run_dir, timeout=args.timeout)
+    print(f"{run_dir.name}: {status['state']}")
     return 0
 
 
 def _resume(args) -> int:
-    from engine.jobs import create_launcher
+    from engine.jobs import LocalLauncher
+    from engine.training.config import read_run_config
 
     run_dir = _run_dir(args.run, args.workspace)
-    if args.detach:
-        create_launcher(workspace=args.workspace).resume(run_dir)
-        print(run_dir.name)
-        return 0
+    chosen = _chosen_launcher(args, read_run_config(run_dir))
+    local = isinstance(chosen, LocalLauncher)
+    if args.detach or not local:
+        chosen.resume(run_dir)
+        print(run_dir.name, flush=True)
+        return 0 if args.detach else _follow([run_dir], chosen)
     _foreground_launcher(args.workspace).resume(run_dir)
     return _foreground_exit([run_dir])
 

@@ -9,15 +9,14 @@ Ctrl-C stops the run in training at the next batch boundary and the waiting ones
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.jobs.launcher import LocalLauncher
-from engine.jobs.runner import Heartbeat, StopFlag, run_job
-from engine.runs import log_path, mark_finished, update_status
+from engine.jobs.runner import Heartbeat, StopFlag, logging_to_run, run_job
+from engine.runs import mark_finished, update_status
 from engine.runs.liveness import effective_status, job_process_fields
 
 # A run's progress display: called with the training loop's events, closed when the run ends.
@@ -64,21 +63,10 @@ class ForegroundLauncher(LocalLauncher):
         return [effective_status(run_dir) for run_dir in run_dirs]
 
     def _train_one(self, run_dir: Path, *, folds: Sequence[int] | None) -> str:
-        # The engine's log records (INFO and up) also go to the run's log, as a detached job's do.
-        handler = logging.FileHandler(log_path(run_dir), encoding="utf-8")
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        handler.setLevel(logging.INFO)
-        engine_log = logging.getLogger("engine")
-        level = engine_log.level
-        if engine_log.getEffectiveLevel() > logging.INFO:
-            engine_log.setLevel(logging.INFO)
-        engine_log.addHandler(handler)
         progress = self.progress(run_dir) if self.progress is not None else None
         try:
-            return run_job(run_dir, folds=folds, progress=progress, foreground=True, stop=self.stop)
+            with logging_to_run(run_dir):
+                return run_job(run_dir, folds=folds, progress=progress, foreground=True, stop=self.stop)
         finally:
             if hasattr(progress, "close"):
                 progress.close()
-            engine_log.removeHandler(handler)
-            engine_log.setLevel(level)
-            handler.close()

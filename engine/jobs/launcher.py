@@ -50,6 +50,9 @@ class Launcher(ABC):
     def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None) -> dict:
         """Start training the run's unfinished folds (among ``folds``) in the background; return its status."""
 
+    def check(self) -> None:  # noqa: B027 - optional hook: most backends can always take jobs
+        """Raise :class:`~engine.errors.EngineError` when this backend cannot take jobs now (before runs are written)."""
+
     def submit_all(self, runs: Sequence[str | os.PathLike]) -> list[dict]:
         """Submit several runs (a study); return their statuses. Backends may start them together."""
         return [self.submit(run) for run in runs]
@@ -79,8 +82,9 @@ def prepare_resume(run_dir: Path) -> Path:
     if not left and status.get("raw_state") == "done":
         raise RunError(f"Run {run_dir.name!r} is done: every fold is trained, nothing to resume. "
                        f"To predict other TTA views use: python -m engine predict {run_dir.name} --tta VIEWS.")
-    update_status(run_dir, state="queued", pid=None, pgid=None, pid_started=None, error=None, finished_at=None,
-                  message=f"resuming at fold {left[0]}" if left else "resuming")
+    # launcher=None: no backend owns the run until the next submit says which (a Ray run has no pid to check)
+    update_status(run_dir, state="queued", pid=None, pgid=None, pid_started=None, launcher=None, error=None,
+                  finished_at=None, message=f"resuming at fold {left[0]}" if left else "resuming")
     return run_dir
 
 
@@ -196,7 +200,13 @@ def stop_process_tree(pid: int, pgid: int | None, *, timeout: float = CANCEL_TIM
     return True
 
 
-_LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher}
+def _ray_launcher(**kwargs) -> Launcher:
+    from engine.jobs.ray_launcher import RayLauncher  # imports ray only when it is asked for
+
+    return RayLauncher(**kwargs)
+
+
+_LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher, "ray": _ray_launcher}
 
 
 def register_launcher(name: str, factory: Callable[..., Launcher]) -> None:

@@ -166,6 +166,25 @@ class Heartbeat:
         self.stop()
 
 
+@contextmanager
+def logging_to_run(run_dir: str | os.PathLike) -> Iterator[None]:
+    """The engine's log records (INFO and up) also go to the run's log for the block, as a detached job's do."""
+    handler = logging.FileHandler(layout.log_path(run_dir), encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setLevel(logging.INFO)
+    engine_log = logging.getLogger("engine")
+    level = engine_log.level
+    if engine_log.getEffectiveLevel() > logging.INFO:
+        engine_log.setLevel(logging.INFO)
+    engine_log.addHandler(handler)
+    try:
+        yield
+    finally:
+        engine_log.removeHandler(handler)
+        engine_log.setLevel(level)
+        handler.close()
+
+
 # ---------------------------------------------------------------- the fold queue (several devices)
 
 

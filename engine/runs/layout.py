@@ -11,6 +11,7 @@
         predictions/fold{k}_{subset}.parquet
         weights/fold{k}.safetensors
         .status.lock, .fold_queue.json, .fold_queue.lock   (bookkeeping of the job layer)
+        .cancel                          a cancel asked of a run trained on Ray (read by its fold tasks)
 
 Every other module — the rest of the engine, the studio, users' scripts — asks for a path by what it
 holds (:func:`status_path`, :func:`predictions_path`, ...), never by its file name.
@@ -90,6 +91,11 @@ def fold_queue_path(run_dir: str | os.PathLike) -> Path:
 
 def fold_queue_lock_path(run_dir: str | os.PathLike) -> Path:
     return Path(run_dir) / ".fold_queue.lock"
+
+
+def cancel_request_path(run_dir: str | os.PathLike) -> Path:
+    """Written by a cancel of a run trained on a cluster; its fold tasks, wherever they run, stop on seeing it."""
+    return Path(run_dir) / ".cancel"
 
 
 def prediction_files(run_dir: str | os.PathLike) -> dict[str, tuple[int, ...]]:

@@ -25,7 +25,7 @@ from engine.runs.timestamps import now_iso, parse_time, seconds_since
 
 __all__ = [
     "ACTIVE_STATES", "FINAL_STATES", "GONE_MESSAGE", "HEARTBEAT_S", "HEARTBEAT_STALE_S", "check_job_process",
-    "effective_status", "job_is_alive", "job_process_fields", "liveness_problem", "now_iso", "parse_time",
+    "driven_remotely", "effective_status", "job_is_alive", "job_process_fields", "liveness_problem", "now_iso", "parse_time",
     "pid_alive", "process_start_token", "seconds_since", "with_liveness",
 ]
 
@@ -92,6 +92,12 @@ def job_is_alive(status: dict) -> bool:
     return age is None or age <= HEARTBEAT_STALE_S
 
 
+def driven_remotely(status: dict) -> bool:
+    """A job with no process here (``launcher`` names a cluster backend, ``pid`` is null): its driver may run
+    on another machine, so its heartbeat is its only sign of life (see :mod:`engine.jobs.ray_launcher`)."""
+    return status.get("launcher") not in (None, "local") and status.get("pid") is None
+
+
 def liveness_problem(status: dict) -> str | None:
     """Why an active (queued / running) status cannot be trusted, or None when it can (or the run is final)."""
     if status.get("state") not in ACTIVE_STATES:
@@ -101,6 +107,9 @@ def liveness_problem(status: dict) -> str | None:
         # Created but never handed to a process: fine for a moment (the launcher is on its way).
         age = seconds_since(status.get("updated_at") or status.get("created_at"))
         if age is not None and age > HEARTBEAT_STALE_S:
+            if driven_remotely(status):
+                return (f"the run's driver ({status.get('driver') or status['launcher']}) has not reported for "
+                        f"{age:.0f} s: the cluster, its node or the driver is gone; resume it")
             return "the run was never started (no training process picked it up); resume it"
         return None
     if not pid_alive(pid) or _is_recorded_process(status) is False:
@@ -131,7 +140,8 @@ def with_liveness(run_dir: str | os.PathLike, raw: dict) -> dict:
                                if f.get("state") == "running" else f)
                            for k, f in (status.get("folds") or {}).items()}
     else:
-        status["alive"] = status.get("state") in ACTIVE_STATES and status.get("pid") is not None
+        status["alive"] = status.get("state") in ACTIVE_STATES and (status.get("pid") is not None
+                                                                     or driven_remotely(status))
     if status.get("progress") is None:
         status["progress"] = run_progress(status)
     return status

@@ -155,6 +155,9 @@ class RunConfig(_Strict):
     tta_views: list[str] = Field(default_factory=lambda: ["identity", "hflip"])
     device: str = Field("auto", description="auto | cpu | cuda | cuda:N")
     seed: int = 0
+    launcher: Literal["local", "ray"] | None = Field(
+        None, description="Backend that trains the run; None: the workspace's default (engine.jobs.launch_settings).")
+    ray_address: str | None = Field(None, description="Ray cluster for launcher 'ray' (auto or HEAD_IP:6379).")
     classes: list[str] | None = Field(None, description="Filled when the run is created: the class order of logits.")
     excluded: list[dict[str, str]] = Field(
         default_factory=list, description="Filled when the run is created: training images left out because the "

@@ -1,0 +1,86 @@
+"""Train page with the Ray backend (AppTest): offered only when a cluster answers, a study launched on it
+trains and shows in the monitor (also after a restart) and on the Folds page, and Cancel stops a Ray run."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_train_page import APP, LAUNCH, fill_small_run, open_train_page, wait_for
+
+from engine.analysis.compare import compare_folds
+from engine.jobs.launch_settings import write_settings
+from engine.runs import store
+from studio import state
+
+pytestmark = pytest.mark.slow
+
+
+
+@pytest.fixture(autouse=True)
+def _small_data(train_workspace, monkeypatch, small_digits_spec):  # after train_workspace clears it
+    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(small_digits_spec))  # 200 images: quick folds
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what each 1-CPU fold task gets on Ray
+
+
+def fill_tiny_run(at: AppTest, *, epochs: int) -> None:
+    fill_small_run(at, epochs=epochs)
+    at.number_input(key="train_size").set_value(32)
+
+
+def open_page(page: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page(f"../pages/{page}").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_ray_is_not_offered_when_no_cluster_answers_and_the_page_says_why(train_workspace):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"  # closed once the socket is
+    write_settings(train_workspace, launcher="ray", ray_address=address)
+    at = open_train_page()
+    assert at.radio(key=state.TRAIN_LAUNCHER).options == ["This machine"]
+    why = [c.value for c in at.caption if "not available" in c.value]
+    assert why and f"No Ray cluster answers at '{address}'" in why[0] and "ray start --head" in why[0]
+
+
+def test_a_study_launched_on_ray_trains_shows_everywhere_and_cancels(train_workspace, ray_cluster):
+    write_settings(train_workspace, launcher="ray", ray_address=ray_cluster)
+    at = open_train_page()
+    choice = at.radio(key=state.TRAIN_LAUNCHER)
+    assert choice.options == ["This machine", "Ray cluster"] and choice.value == "Ray cluster"
+    assert any("1 node(s), 2 CPU(s), 0 GPU(s)" in c.value for c in at.caption)
+
+    fill_tiny_run(at, epochs=1)
+    at.text_input(key="train_ls").set_value("0.0, 0.1")
+    at.button(key=LAUNCH).click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Launched 2 run(s)" in s.value for s in at.success)
+    run_dirs = [Path(p) for p in store.list_runs(train_workspace)["path"]]
+    assert [store.read_status(r)["launcher"] for r in run_dirs] == ["ray", "ray"]
+    for run_dir in run_dirs:
+        assert wait_for(run_dir, {"done", "failed", "cancelled"})["state"] == "done"
+
+    at = open_train_page()  # a studio restart: the monitor is rebuilt from the run directories
+    assert all(s.endswith("done") for s in at.dataframe[0].value["state"])
+    at = open_page("folds.py")  # the comparison pages read Ray runs like any other
+    at.selectbox(key="folds_run").set_value(run_dirs[0].name).run()
+    assert not at.exception
+    np.testing.assert_allclose(at.dataframe[0].value["accuracy"].to_numpy(),
+                               compare_folds(run_dirs[0]).oof["accuracy"].round(4).to_numpy())
+
+    at = open_train_page()
+    fill_tiny_run(at, epochs=300)
+    at.button(key=LAUNCH).click().run()
+    long_run = Path(store.list_runs(train_workspace).at[0, "path"])
+    wait_for(long_run, {"running"})
+    at = open_train_page()
+    at.button(key=f"cancel_{long_run.name}").click().run()  # goes to Ray: the run's status names it
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    status = wait_for(long_run, {"cancelled", "failed"}, timeout=60)
+    assert status["state"] == "cancelled" and status["launcher"] == "ray", status
