@@ -8,11 +8,12 @@ import streamlit as st
 
 from engine.data.exclusions import exclusion_note
 from engine.errors import EngineError
-from engine.jobs import create_launcher, launch_training, list_devices
+from engine.jobs import launch_training, launcher_for_run, list_devices
 from engine.training.config import read_run_config
 from studio import loaders, run_loaders, state
 from studio.widgets import jobs, search
 from studio.widgets.common import require_dataset
+from studio.widgets.launch_backend import launcher_ui
 from studio.widgets.train_form import run_config_ui
 
 dataset = require_dataset()
@@ -29,8 +30,9 @@ if mode == "search":
     search.results_ui(workspace, dataset)
 else:
     try:
+        launcher = launcher_ui(workspace)
         config = run_config_ui(dataset, workspace, list_devices())
-        run_dirs = launch_training(config, workspace=workspace) if config is not None else None
+        run_dirs = launch_training(config, workspace=workspace, launcher=launcher) if config is not None else None
     except EngineError as e:
         st.error(str(e))
     else:
@@ -59,7 +61,8 @@ def monitor() -> None:
         st.session_state[state.TRAIN_SELECTED_RUN] = ids[0]
     by_id = table.set_index("run_id")
     chosen = st.selectbox("Run", ids, key=state.TRAIN_SELECTED_RUN, format_func=lambda r: f"{by_id.at[r, 'name']} · {r}")
-    jobs.run_detail(run_loaders.run_record(by_id.at[chosen, "path"]), launcher=create_launcher(workspace=workspace))
+    path = by_id.at[chosen, "path"]
+    jobs.run_detail(run_loaders.run_record(path), launcher=launcher_for_run(path, workspace=workspace))
     if active and not table["state"].isin(jobs.ACTIVE).any() and not search.active_searches(workspace):
         st.rerun()  # the last job (and search) finished: redraw the page so polling stops
 

@@ -65,6 +65,8 @@ TRAIN_MODE = "train_mode"  # "train" | "search": what the Train page launches
 TRAIN_SEARCH = "train_search"  # str: search id shown in the search results
 TRAIN_TRIAL_PIPELINE = "train_trial_pipeline"  # (label, pipeline dict) | None: a search trial's pipeline for the form
 TRAIN_SEARCH_MESSAGE = "train_search_message"  # (kind, text) | None: outcome of the last search action, shown once
+TRAIN_LAUNCHER = "train_launcher"  # str: where launches train ("This machine" | "Ray cluster")
+TRAIN_RAY_ADDRESS = "train_ray_address"  # str: the Ray cluster's address (auto or HEAD_IP:6379)
 
 # --- Folds / Ensemble / Submit pages ------------------------------------------------------------------
 FOLDS_RUN = "folds_run"  # str: run id compared on the Folds page

@@ -268,3 +268,25 @@ def finished_search(tmp_path_factory, mini_spec_path):
             os.environ["OMP_NUM_THREADS"] = previous
     assert state == "done", (path / "status.json").read_text()
     return SimpleNamespace(workspace=workspace, path=path)
+
+
+# ---------------------------------------------------------------- Ray: one local cluster per test run
+
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A private Ray cluster (head only, 2 CPUs, its own ports and temp dir) started on first use and
+    stopped at the end of the test run; yields its address. $RAY_ADDRESS points at it meanwhile, so
+    nothing in the tests can wander off to another cluster on the machine."""
+    from engine.jobs.ray_launcher import connect, local_ray_cluster
+
+    before = os.environ.get("RAY_ADDRESS")
+    with local_ray_cluster(num_cpus=2) as address:
+        os.environ["RAY_ADDRESS"] = address
+        try:
+            connect(address)
+            yield address
+        finally:
+            os.environ.pop("RAY_ADDRESS", None)
+            if before is not None:
+                os.environ["RAY_ADDRESS"] = before

@@ -19,22 +19,6 @@ APP = str(REPO_ROOT / "studio" / "app.py")
 LAUNCH = "FormSubmitter:train_form-Launch training"
 
 
-@pytest.fixture
-def train_workspace(tmp_path, monkeypatch, demo_spec_path):
-    ws = tmp_path / "ws"
-    (ws / "datasets").mkdir(parents=True)
-    (ws / "datasets" / "digits-demo").symlink_to(demo_spec_path.parent, target_is_directory=True)
-    monkeypatch.setenv("FOLD_STUDIO_WORKSPACE", str(ws))
-    monkeypatch.delenv("FOLD_STUDIO_DATASET", raising=False)
-    yield ws
-    for run_dir in (ws / "runs").glob("*") if (ws / "runs").is_dir() else []:
-        status = effective_status(run_dir)
-        if status.get("alive"):
-            from engine.jobs import create_launcher
-
-            create_launcher(workspace=ws).cancel(run_dir)
-
-
 def open_train_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120).run()
     at.switch_page("../pages/train.py").run()

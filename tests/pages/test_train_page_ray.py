@@ -11,9 +11,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from test_train_page import APP, LAUNCH, fill_small_run, open_train_page, wait_for
 
+import engine.runs as store
 from engine.analysis.compare import compare_folds
 from engine.jobs.launch_settings import write_settings
-from engine.runs import store
 from studio import state
 
 pytestmark = pytest.mark.slow
@@ -21,8 +21,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(autouse=True)
-def _small_data(train_workspace, monkeypatch, small_digits_spec):  # after train_workspace clears it
-    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(small_digits_spec))  # 200 images: quick folds
+def _small_data(train_workspace, monkeypatch, mini_spec_path):  # after train_workspace clears it
+    monkeypatch.setenv("FOLD_STUDIO_DATASET", str(mini_spec_path))  # 200 images: quick folds
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # what each 1-CPU fold task gets on Ray
 
 

@@ -151,6 +151,7 @@ def _ray_status(fake_run, *, age_s: float, **fields) -> None:
     status = json.loads((fake_run / "status.json").read_text())
     stamp = (datetime.now(UTC) - timedelta(seconds=age_s)).isoformat()
     status.update({"state": "running", "pid": None, "launcher": "ray", "updated_at": stamp,
+                   "driver": "Ray actor run-x-abc on the cluster at 10.0.0.1:6379",
                    "ray": {"address": "10.0.0.1:6379", "namespace": "fold-studio", "actor": "run-x-abc"}, **fields})
     (fake_run / "status.json").write_text(json.dumps(status))
 
@@ -163,7 +164,8 @@ def test_a_ray_run_lives_by_its_drivers_heartbeat(fake_run):
     _ray_status(fake_run, age_s=120)
     status = effective_status(fake_run)
     assert status["state"] == "failed" and not status["alive"] and status["raw_state"] == "running"
-    assert "Ray driver of this run (run-x-abc on the cluster at 10.0.0.1:6379) has not reported" in status["error"]
+    assert status["error"].startswith("the run's driver (Ray actor run-x-abc on the cluster at 10.0.0.1:6379) "
+                                      "has not reported for 120 s")
 
     _ray_status(fake_run, age_s=1, pid=2**22 + 12345)  # a local job took the run over: its pid decides
     assert effective_status(fake_run)["error"] == "the training process is gone; resume it"

@@ -18,12 +18,12 @@ import pytest
 import yaml
 from job_helpers import file_digests, tiny_config, wait_for
 
+import engine.runs.liveness
 from engine.jobs import effective_status, launch_training, launcher_for_run
-from engine.jobs import ray_launcher as ray_launcher_module
-from engine.jobs.liveness import pid_alive
 from engine.jobs.ray_launcher import NAMESPACE, RayLauncher
-from engine.runs.store import SUBSETS, create_runs, fold_is_complete, predictions_path, read_metrics, read_status
+from engine.runs import fold_is_complete, pid_alive, predictions_path, read_metrics, read_status
 from engine.training.config import load_run_configs
+from engine.training.create import create_runs
 
 pytestmark = pytest.mark.slow
 
@@ -59,7 +59,7 @@ def _running_fold(run_dir: Path, fold: int) -> bool:
     return f.get("state") == "running" and f.get("phase") == "train" and (f.get("batch") or 0) >= 1
 
 
-def test_a_study_on_ray_predicts_exactly_what_the_local_backend_predicts(ray_cluster, small_digits_spec, workspace,
+def test_a_study_on_ray_predicts_exactly_what_the_local_backend_predicts(ray_cluster, mini_spec_path, workspace,
                                                                           tmp_path):
     """2 runs x 2 folds, deterministic: submitted by a command that exits at once (the drivers live on the
     cluster), trained by Ray, and equal to the same study trained by the local backend's job."""
@@ -67,7 +67,7 @@ def test_a_study_on_ray_predicts_exactly_what_the_local_backend_predicts(ray_clu
 
     from engine.jobs.runner import run_job
 
-    config = {**tiny_config(small_digits_spec, deterministic=True), "vary": {"seed": [0, 1]}}
+    config = {**tiny_config(mini_spec_path, deterministic=True), "vary": {"seed": [0, 1]}}
     config_path = tmp_path / "study.yaml"
     config_path.write_text(yaml.safe_dump(config))
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
@@ -96,7 +96,8 @@ def test_a_study_on_ray_predicts_exactly_what_the_local_backend_predicts(ray_clu
         for fold in (0, 1):
             assert status["folds"][str(fold)]["attempt"] == 1
             assert status["folds"][str(fold)]["device"].endswith("/cpu")
-            for subset in SUBSETS:
+            assert status["subsets"] == ["oof", "holdout"]  # the mini dataset has no test images
+            for subset in status["subsets"]:
                 pd.testing.assert_frame_equal(pd.read_parquet(predictions_path(ray_run, fold, subset)),
                                               pd.read_parquet(predictions_path(local_run, fold, subset)))
         columns = ["fold", "epoch", "train_loss", "val_loss", "val_accuracy"]
@@ -110,10 +111,10 @@ def test_a_study_on_ray_predicts_exactly_what_the_local_backend_predicts(ray_clu
     assert [line.split()[1] for line in listed.stdout.splitlines()[1:]] == ["done", "done"]
 
 
-def test_cancel_mid_study_keeps_finished_folds_and_resume_trains_only_the_rest(ray_cluster, small_digits_spec, workspace):
+def test_cancel_mid_study_keeps_finished_folds_and_resume_trains_only_the_rest(ray_cluster, mini_spec_path, workspace):
     """2 CPUs per fold on a 2-CPU cluster: the study's 4 folds train one at a time. Cancelled while its
     second fold trains: the first stays, the rest is cancelled; resumed: done."""
-    config = {**tiny_config(small_digits_spec, epochs=6), "vary": {"seed": [0, 1]}}
+    config = {**tiny_config(mini_spec_path, epochs=6), "vary": {"seed": [0, 1]}}
     runs = launch_training(config, workspace=workspace,
                            launcher=RayLauncher(workspace, address=ray_cluster, cpus_per_fold=2))
     assert read_status(runs[0])["ray"]["num_cpus"] == 2
@@ -155,18 +156,23 @@ def test_cancel_mid_study_keeps_finished_folds_and_resume_trains_only_the_rest(r
     assert read_status(finished_run)["folds"][str(finished_fold)]["attempt"] == 1
 
 
-def test_a_killed_worker_is_retried_or_fails_the_run_cleanly(ray_cluster, small_digits_spec, workspace):
+def test_a_killed_worker_is_retried_or_fails_the_run_cleanly(ray_cluster, mini_spec_path, workspace):
     """SIGKILL the process training fold 0: with a retry left Ray trains the fold again and the run ends
     done; without one the run ends failed with Ray's error (its other fold done), then resumes."""
-    config = {**tiny_config(small_digits_spec, epochs=6), "vary": {"seed": [0, 1]}}
+    config = {**tiny_config(mini_spec_path, epochs=6), "vary": {"seed": [0, 1]}}
     retried, failing = create_runs(load_run_configs(config), workspace=workspace)
     RayLauncher(workspace, address=ray_cluster, max_retries=1).submit(retried)
     RayLauncher(workspace, address=ray_cluster, max_retries=0).submit(failing)
     both = [retried, failing]
-    for run_dir in both:
-        wait_for(lambda r=run_dir: _running_fold(r, 0), f"fold 0 of {run_dir.name} to train", run_dirs=both,
-                 poll=0.02)
-        os.kill(read_status(run_dir)["folds"]["0"]["pid"], signal.SIGKILL)
+    to_kill = set(both)
+
+    def kill_each_fold_0_once_it_trains() -> bool:  # in whatever order Ray starts them
+        for run_dir in [r for r in both if r in to_kill and _running_fold(r, 0)]:
+            os.kill(read_status(run_dir)["folds"]["0"]["pid"], signal.SIGKILL)
+            to_kill.discard(run_dir)
+        return not to_kill
+
+    wait_for(kill_each_fold_0_once_it_trains, "fold 0 of each run to train", run_dirs=both, poll=0.02)
 
     _wait_until_final(both, "both runs to end")
     status = effective_status(retried)
@@ -186,28 +192,28 @@ def test_a_killed_worker_is_retried_or_fails_the_run_cleanly(ray_cluster, small_
     assert file_digests(failing, 1) == kept
 
 
-def test_a_lost_driver_shows_as_failed_instead_of_running_forever(ray_cluster, small_digits_spec, workspace, monkeypatch):
-    """The driver actor is killed, and with it (Ray stops the tasks of a dead owner) its fold task: the
-    run shows as failed (said by the stopped fold, or by the stale heartbeat), never running forever."""
+def test_a_lost_driver_shows_as_failed_instead_of_running_forever(ray_cluster, mini_spec_path, workspace, monkeypatch):
+    """The driver actor is killed, and with it (Ray stops the tasks of a dead owner) its fold task, which says
+    why in the fold's error. Nobody is left to record the run's final state: its heartbeat goes stale and the
+    run shows as failed, never running forever; resume is then allowed."""
     import ray
 
     from engine.jobs.launcher import prepare_resume
 
-    monkeypatch.setattr(ray_launcher_module, "HEARTBEAT_STALE_S", 4.0)
-    (run_dir,) = launch_training(tiny_config(small_digits_spec, epochs=200), workspace=workspace,
+    monkeypatch.setattr(engine.runs.liveness, "HEARTBEAT_STALE_S", 4.0)
+    (run_dir,) = launch_training(tiny_config(mini_spec_path, epochs=200), workspace=workspace,
                                  launcher=RayLauncher(workspace, address=ray_cluster))
     wait_for(lambda: _running_fold(run_dir, 0), "fold 0 to train", run_dirs=[run_dir], poll=0.05)
     fold_pid = read_status(run_dir)["folds"]["0"]["pid"]
     info = read_status(run_dir)["ray"]
     ray.kill(ray.get_actor(info["actor"], namespace=NAMESPACE), no_restart=True)
 
+    wait_for(lambda: not pid_alive(fold_pid), "the fold task (owned by the driver) to end", run_dirs=[run_dir])
+    assert read_status(run_dir)["folds"]["0"]["error"].startswith(
+        "the Ray worker training fold 0 was stopped (SIGTERM) before the fold ended")
     wait_for(lambda: effective_status(run_dir)["state"] == "failed", "the run to show as failed", run_dirs=[run_dir])
     status = effective_status(run_dir)
-    assert not status["alive"] and status["folds"]["0"]["state"] == "failed", status
-    if status["raw_state"] == "failed":  # the fold task, stopped by Ray (SIGTERM), said why
-        assert status["error"].startswith("the Ray worker training fold 0 was stopped (SIGTERM)"), status
-    else:  # it was killed outright: the heartbeat went stale
-        assert "Ray driver" in status["error"] and info["actor"] in status["error"], status
-    assert "resume" in status["error"]
-    wait_for(lambda: not pid_alive(fold_pid), "the fold task (owned by the driver) to end", run_dirs=[run_dir])
+    assert status["raw_state"] == "running" and not status["alive"], status
+    assert status["error"].startswith(f"the run's driver (Ray actor {info['actor']} on the cluster at "), status
+    assert "resume" in status["error"] and status["folds"]["0"]["state"] == "failed"
     assert prepare_resume(run_dir) == run_dir and read_status(run_dir)["state"] == "queued"
