@@ -276,6 +276,9 @@ class RayLauncher(Launcher):
         status = read_status(run_dir)
         if status.get("state") not in ACTIVE_STATES:
             raise RunError(f"Run {run_dir.name!r} is not running (state: {status.get('state')}); nothing to cancel.")
+        if status.get("pid") is not None:  # a local job trains it: signalling that process is the local launcher's
+            raise RunError(f"Run {run_dir.name!r} is trained by a local job (pid {status['pid']}), not on Ray; "
+                           f"cancel it with: python -m engine cancel {run_dir.name}")
         CancelMarker(run_dir).set()  # fold tasks stop at their next batch even if the driver cannot be reached
         info = status.get("ray") or {}
         try:

@@ -141,13 +141,6 @@ class RunDriver:
 
     # -------------------------------------------------------------- called by the launcher
 
-    def ping(self) -> dict[str, Any]:
-        return {"pid": os.getpid(), "node": ray.util.get_node_ip_address(), "run_dir": str(self.run_dir)}
-
-    def state(self) -> str | None:
-        """The final state once recorded (None while the run goes on)."""
-        return self._state
-
     def cancel(self, timeout: float) -> str | None:
         """Stop the run: drop folds waiting for a slot, stop running ones at their next batch, kill any
         that has not stopped after ``timeout`` seconds. Returns the final state once recorded."""

@@ -61,7 +61,8 @@ def test_flag_then_config_then_environment_then_workspace_settings(workspace, mo
 
 def test_bad_workspace_settings_name_the_file_and_the_field(workspace):
     settings_path(workspace).write_text("launcher: slurm\n")
-    with pytest.raises(ConfigError, match=r"'launcher' field of .*settings.yaml.* must be one of \['local', 'ray'\]"):
+    with pytest.raises(ConfigError, match=r"'launcher' field of .*settings.yaml.* must be one of \[.*'ray'.*\]\. "
+                                          r"Got 'slurm' instead"):
         choose_launcher(workspace)
     settings_path(workspace).write_text("launchr: ray\n")
     with pytest.raises(ConfigError, match=r"unknown field\(s\) \['launchr'\]"):
@@ -172,6 +173,9 @@ def test_a_ray_run_lives_by_its_drivers_heartbeat(fake_run):
 
 
 def test_cancel_and_resume_go_to_the_backend_the_run_names(fake_run):
+    _ray_status(fake_run, age_s=1, pid=12345)  # a local job owns it: the Ray launcher refuses to touch it
+    with pytest.raises(RunError, match="trained by a local job \\(pid 12345\\), not on Ray"):
+        RayLauncher(address="10.0.0.1:6379").cancel(fake_run)
     _ray_status(fake_run, age_s=120)
     launcher = launcher_for_run(fake_run)
     assert isinstance(launcher, RayLauncher) and launcher.address == "10.0.0.1:6379"
