@@ -69,6 +69,25 @@ def import_ray():
     return ray
 
 
+# Ray replaces a loopback node address (`--node-ip-address 127.0.0.1`) by the machine's own network address, so a
+# "local" cluster would still listen on, and connect through, that address. With clusters switched off (the switch
+# Ray keeps for Windows / macOS), every process of a one-machine cluster binds and connects to 127.0.0.1 instead.
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def keep_on_loopback():
+    """Make this process (and the Ray processes it starts) use only 127.0.0.1; returns the ``ray`` module.
+
+    For one-machine clusters (tests, benchmarks): a multi-node cluster needs the network address.
+    """
+    os.environ.update(LOOPBACK_ENV)
+    ray = import_ray()
+    from ray._private import ray_constants
+
+    ray_constants.ENABLE_RAY_CLUSTER = False  # read at call time: also right when ray was imported before
+    return ray
+
+
 def _auto_address() -> str:
     """What ``auto`` means: $RAY_ADDRESS, else the cluster ``ray start`` last started on this machine (the
     address it wrote in /tmp/ray/ray_current_cluster). Unlike Ray's own ``auto``, never a cluster found by
@@ -334,7 +353,7 @@ def local_ray_cluster(*, num_cpus: int = 2, num_gpus: int | None = None, object_
     ``ray start --head --block`` with its own temp dir and free ports (so it meets no other cluster on a
     shared machine); at the end only its own processes (the head and its workers) are stopped.
     """
-    import_ray()
+    keep_on_loopback()
     temp_dir = tempfile.mkdtemp(prefix="fsray-", dir="/tmp")  # Ray's socket paths must stay short
     port = _free_port()
     cmd = [sys.executable, "-c", "import sys; from ray.scripts.scripts import main; sys.exit(main())",
@@ -346,7 +365,7 @@ def local_ray_cluster(*, num_cpus: int = 2, num_gpus: int | None = None, object_
            "--metrics-export-port", str(_free_port()), "--runtime-env-agent-port", str(_free_port())]
     if num_gpus is not None:
         cmd += ["--num-gpus", str(num_gpus)]
-    env = {**os.environ, **worker_runtime_env()["env_vars"], "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {**os.environ, **worker_runtime_env()["env_vars"], **LOOPBACK_ENV, "RAY_USAGE_STATS_ENABLED": "0"}
     out = open(Path(temp_dir) / "head.log", "w+b")  # noqa: SIM115 - closed in the finally below
     head = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                             start_new_session=True)
