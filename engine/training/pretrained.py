@@ -12,6 +12,10 @@
   URL use timm's torch-hub cache (``$TORCH_HOME/hub/checkpoints``).
 - a path: a local weights file (safetensors, or a torch state_dict read with ``weights_only=True``).
 
+:func:`download` is the one place in the engine that reaches the network. It goes through timm's own
+download helpers (``timm.models._hub``: huggingface_hub for hub weights, torch.hub for a URL), and only
+a training job reaches it, for a run created with downloads permitted (:func:`weights_to_load`).
+
 A run records what it used in ``model.weights_source`` (:func:`resolve_weights`, at creation): the
 file, its SHA-256 and, for the hub, the repository, commit and file name.
 """
@@ -135,29 +139,28 @@ def find_cached(weights: HubWeights, environ: Mapping[str, str] | None = None) -
 
 
 def download(weights: HubWeights, environ: Mapping[str, str] | None = None) -> CachedWeights:
-    """Fetch the weights into the cache (what timm would download). Only call when downloads are permitted."""
-    if weights.url and not weights.hf_hub_id:
-        from timm.models._hub import download_cached_file
+    """Fetch the weights into the cache, as ``timm.create_model(name, pretrained=True)`` would, through timm's own
+    download helpers. Only call when downloads are permitted (:func:`engine.offline.downloads_permitted`)."""
+    from timm.models import _hub as timm_hub
 
+    if weights.url and not weights.hf_hub_id:
         try:
-            path = Path(download_cached_file(weights.url, check_hash=True, progress=False))
+            path = Path(timm_hub.download_cached_file(weights.url, check_hash=True, progress=False))
         except OSError as e:
             raise RunError(f"Downloading the weights of {weights.model_name!r} from {weights.url!r} failed: {e}") from None
         return CachedWeights(path, None, path.name)
-    import timm
-    from huggingface_hub import constants, hf_hub_download
+    from huggingface_hub import constants
     from huggingface_hub.errors import LocalEntryNotFoundError, RemoteEntryNotFoundError
 
     if constants.is_offline_mode():  # read by huggingface_hub when it was imported: this process's environment
         raise RunError(f"The weights of {weights.model_name!r} ({weights.hf_hub_id!r}) may be downloaded, but this "
                        "process runs with HF_HUB_OFFLINE=1, so huggingface_hub refuses: a job's environment must "
                        "come from engine.offline.job_env (HF_HUB_OFFLINE=0 for a run that may download).")
+    hub_id = f"{weights.hf_hub_id}@{weights.revision}" if weights.revision else weights.hf_hub_id  # timm's hf_split
     missing = []
     for filename in weights.filenames:
         try:
-            found = hf_hub_download(weights.hf_hub_id, filename, revision=weights.revision,
-                                    cache_dir=str(hub_cache_dir(environ)), library_name="timm",
-                                    library_version=timm.__version__)
+            found = timm_hub.download_from_hf(hub_id, filename, cache_dir=str(hub_cache_dir(environ)))
         except RemoteEntryNotFoundError:  # the repository has no such file: try timm's next one
             missing.append(filename)
             continue

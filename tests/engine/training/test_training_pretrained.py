@@ -112,6 +112,7 @@ def test_the_users_hf_hub_offline_always_wins(hub_cache):
 def test_a_permitted_download_is_fetched_by_the_job_and_recorded_in_the_run(hub_cache, tiny_config, workspace,
                                                                               monkeypatch):
     import huggingface_hub
+    from timm.models import _hub as timm_hub
 
     calls = []
 
@@ -121,7 +122,7 @@ def test_a_permitted_download_is_fetched_by_the_job_and_recorded_in_the_run(hub_
         return str(path)
 
     monkeypatch.setenv(USER_VALUE_VAR, "")  # the user did not set HF_HUB_OFFLINE
-    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setattr(timm_hub, "hf_hub_download", fake_download)  # timm's download path for hub weights
     configs = load_run_configs(tiny_config(**{"model.pretrained": "hub", "model.allow_download": True}))
     (run_dir,) = create_runs(configs, workspace=workspace)
     assert read_config(run_dir).model.weights_source.path is None and not calls  # nothing fetched at creation
