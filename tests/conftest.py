@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ["HF_HUB_OFFLINE"] = "1"  # the tests never reach the network, whatever the caller's environment says
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # The tests' Ray cluster lives on 127.0.0.1 alone (engine.jobs.ray_launcher.LOOPBACK_ENV), in every process.
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
