@@ -38,9 +38,9 @@ from engine.analysis.metrics import softmax
 from engine.analysis.voting import hard_vote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from docs_section import DOCS, write_section  # noqa: E402
 from scan import machine  # noqa: E402  (one description of the machine for every benchmark)
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "BENCHMARKS.md"
 MARKER = "<!-- ensemble -->"
 
 
@@ -229,14 +229,6 @@ def table(rows: list[dict], where: str, command_tail: str = "") -> str:
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> None:
-    doc = DOCS.read_text(encoding="utf-8")
-    start = doc.index(MARKER) + len(MARKER)
-    end = doc.find("\n## ", start)
-    end = len(doc) if end < 0 else end
-    DOCS.write_text(doc[:start] + "\n\n" + text + "\n" + doc[end:], encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help="refresh the ensemble section of docs/BENCHMARKS.md")
@@ -254,7 +246,7 @@ def main() -> None:
     text = table(rows, where, f" --against {args.against}" if args.against else "")
     print(text)
     if args.write:
-        write_docs(text)
+        write_section(MARKER, text)
 
 
 if __name__ == "__main__":

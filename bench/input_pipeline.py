@@ -46,11 +46,12 @@ sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+import docs_section  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from scan import machine, make_images  # noqa: E402  (the scan benchmark's photo-like JPEGs)
 
-DOCS = REPO / "docs" / "BENCHMARKS.md"
+DOCS = docs_section.DOCS
 MARKER = "<!-- input -->"
 
 
@@ -157,19 +158,7 @@ def paired_ratio(runs: dict[str, list[float]], num: str, den: str) -> float:
 
 def write_block(name: str, body: str, docs: Path = DOCS) -> None:
     """Replace the block ``<!-- input:name -->`` .. ``<!-- /input:name -->`` of the input section (added if absent)."""
-    text = docs.read_text(encoding="utf-8")
-    head, found, rest = text.partition(MARKER)
-    if not found:
-        raise SystemExit(f"{docs} has no {MARKER} marker")
-    section, sep, tail = rest.partition("\n## ")
-    start, end = f"<!-- input:{name} -->", f"<!-- /input:{name} -->"
-    block = f"{start}\n{body.strip()}\n{end}"
-    if start in section and end in section:
-        before, _, after = section.partition(start)
-        section = before + block + after.partition(end)[2]
-    else:
-        section = section.rstrip("\n") + "\n\n" + block + "\n"
-    docs.write_text(head + MARKER + section + (("\n" + sep.lstrip("\n") + tail) if sep else ""), encoding="utf-8")
+    docs_section.write_block(MARKER, f"input:{name}", body, docs=docs)
 
 
 # ---------------------------------------------------------------- the CPU measurement

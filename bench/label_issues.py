@@ -34,21 +34,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
+from docs_section import write_section  # noqa: E402
 from scan import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 from engine.analysis.label_issues import label_issues, quality_scores, ranking_auroc  # noqa: E402
 from engine.data.demo import make_demo_dataset  # noqa: E402
 from engine.data.noise import inject_label_noise  # noqa: E402
 
-DOCS = REPO / "docs" / "BENCHMARKS.md"
 MARKER = "<!-- label-issues -->"
 CONFIG = REPO / "configs" / "demo.yaml"
 
 
 def train_noisy(root: Path, fraction: float, seed: int, device: str, epochs: int | None) -> tuple[Path, object, float]:
     """(run directory, flipped rows, training seconds) of the demo config on a noisy copy of the demo dataset."""
-    from engine.runs.store import create_runs
     from engine.training.config import load_run_configs
+    from engine.training.create import create_runs
     from engine.training.fit import train_run
 
     clean = make_demo_dataset(root / "digits-demo")
@@ -129,16 +129,6 @@ def table(results: list[dict], where: str, fraction: float, train_s: list[float]
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> None:
-    doc = DOCS.read_text(encoding="utf-8")
-    if MARKER not in doc:
-        doc = doc.rstrip("\n") + f"\n\n## Label issues (`bench/label_issues.py`)\n\n{MARKER}\n"
-    start = doc.index(MARKER) + len(MARKER)
-    end = doc.find("\n## ", start)
-    end = len(doc) if end < 0 else end
-    DOCS.write_text(doc[:start] + "\n\n" + text + "\n" + doc[end:], encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fraction", type=float, default=0.1, help="share of training labels flipped (default 0.1)")
@@ -161,7 +151,7 @@ def main() -> None:
     text = table(results, where, args.fraction, train_s)
     print(text)
     if args.write:
-        write_docs(text)
+        write_section(MARKER, text, heading="Label issues (`bench/label_issues.py`)")
 
 
 if __name__ == "__main__":

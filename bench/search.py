@@ -37,10 +37,10 @@ sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
+from docs_section import write_section  # noqa: E402
 from scan import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 MARKER = "<!-- search -->"
-DOCS = REPO / "docs" / "BENCHMARKS.md"
 
 
 def base_config(spec: Path, args) -> dict:
@@ -167,16 +167,6 @@ def report(args, where: str, default_wall: float, default_dir: Path, search_wall
     return "\n".join(lines)
 
 
-def write_docs(text: str) -> None:
-    doc = DOCS.read_text(encoding="utf-8")
-    if MARKER not in doc:
-        doc = doc.rstrip() + f"\n\n## Hyperparameter search (`bench/search.py`)\n\n{MARKER}\n"
-    start = doc.index(MARKER) + len(MARKER)
-    end = doc.find("\n## ", start)
-    end = len(doc) if end < 0 else end
-    DOCS.write_text(doc[:start] + "\n\n" + text + "\n" + doc[end:], encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=6)
@@ -205,7 +195,7 @@ def main() -> None:
         text = report(args, where, default_wall, default_dir, search_wall, trials, best, diff)
     print(text)
     if args.write:
-        write_docs(text)
+        write_section(MARKER, text, heading="Hyperparameter search (`bench/search.py`)")
 
 
 if __name__ == "__main__":

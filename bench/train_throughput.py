@@ -42,10 +42,12 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
+from docs_section import DOCS, split_section  # noqa: E402
 
 MARKER = "<!-- train -->"
 
@@ -55,7 +57,6 @@ MARKER = "<!-- train -->"
 
 def jpeg_dataset(folder: Path, images: int, classes: int = 5) -> Path:
     """A folder-layout dataset of photo-like 640x480 JPEGs; returns the spec path."""
-    sys.path.insert(0, str(REPO / "bench"))
     from scan import _photo_like  # the scan benchmark's photo-like images
 
     from engine.data import open_dataset
@@ -252,11 +253,9 @@ HEADER = ("| model | px | batch | data | device | precision | workers | engine i
           "|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
-def write_docs(result: dict, docs: Path = REPO / "docs" / "BENCHMARKS.md") -> None:
+def write_docs(result: dict, docs: Path = DOCS) -> None:
     """Add the result's row to the table under the marker (replacing a row with the same settings)."""
-    text = docs.read_text(encoding="utf-8")
-    head, _, rest = text.partition(MARKER)
-    section, sep, tail = rest.partition("\n## ")
+    before, section, after = split_section(docs.read_text(encoding="utf-8"), MARKER, docs=docs)
     rows = [line for line in section.splitlines() if line.startswith("| ") and not line.startswith("| model")]
     key = lambda row: row.split("|")[1:8]  # noqa: E731 - model .. workers identify a setting
     new = markdown_row(result)
@@ -267,7 +266,7 @@ def write_docs(result: dict, docs: Path = REPO / "docs" / "BENCHMARKS.md") -> No
             f"img/s / synthetic in-memory img/s.\n\n{HEADER}\n" + "\n".join(rows) + "\n")
     notes = [line for line in section.splitlines() if line.startswith("> ")]
     body += ("\n" + "\n".join(notes) + "\n") if notes else ""
-    docs.write_text(head + MARKER + body + ("\n" + sep.lstrip("\n") + tail if sep else ""), encoding="utf-8")
+    docs.write_text(before + body + after, encoding="utf-8")
 
 
 def main(argv=None) -> int:
