@@ -218,11 +218,8 @@ def augment_study(tmp_path_factory, mini_spec_path):
     Returns a SimpleNamespace with ``workspace``, ``run_dirs`` (none, then medium). Treat the runs as read-only."""
     from types import SimpleNamespace
 
-    import torch
-
     from engine.training.config import load_run_configs
     from engine.training.create import create_runs
-    from engine.training.fit import train_run
 
     workspace = tmp_path_factory.mktemp("augment-workspace")
     configs = load_run_configs({
@@ -232,13 +229,7 @@ def augment_study(tmp_path_factory, mini_spec_path):
         "vary": {"augment": ["none", "medium"]},
     })
     run_dirs = create_runs(configs, workspace=workspace)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        for run_dir in run_dirs:
-            train_run(run_dir, device="cpu")
-    finally:
-        torch.set_num_threads(threads)
+    train_tiny(run_dirs)
     return SimpleNamespace(workspace=workspace, run_dirs=run_dirs)
 
 
