@@ -10,6 +10,7 @@
         train.log                        the job's output
         predictions/fold{k}_{subset}.parquet
         weights/fold{k}.safetensors
+        tensorboard/fold{k}/, tensorboard/   TensorBoard event files: per-fold curves, the run's hparams
         .status.lock, .fold_queue.json, .fold_queue.lock   (bookkeeping of the job layer)
         .cancel                          a cancel asked of a run trained on Ray (read by its fold tasks)
 
@@ -36,6 +37,7 @@ METRICS_FILE = "metrics.csv"
 LOG_FILE = "train.log"
 PREDICTIONS_DIR = "predictions"
 WEIGHTS_DIR = "weights"
+TENSORBOARD_DIR = "tensorboard"
 SUBSETS = ("oof", "holdout", "test")
 _PREDICTION_FILE = re.compile(r"^fold(\d+)_(oof|holdout|test)\.parquet$")
 _WEIGHTS_FILE = re.compile(r"^fold(\d+)\.safetensors$")
@@ -78,6 +80,12 @@ def predictions_path(run_dir: str | os.PathLike, fold: int, subset: str) -> Path
 
 def weights_path(run_dir: str | os.PathLike, fold: int) -> Path:
     return Path(run_dir) / WEIGHTS_DIR / f"fold{int(fold)}.safetensors"
+
+
+def tensorboard_dir(run_dir: str | os.PathLike, fold: int | None = None) -> Path:
+    """``<run_dir>/tensorboard`` (the run's hparams), or ``.../fold<k>`` (one fold's curves)."""
+    root = Path(run_dir) / TENSORBOARD_DIR
+    return root if fold is None else root / f"fold{int(fold)}"
 
 
 def status_lock_path(run_dir: str | os.PathLike) -> Path:

@@ -20,9 +20,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from engine.runs.layout import tensorboard_dir
+
 log = logging.getLogger(__name__)
 
-TENSORBOARD_DIR = "tensorboard"
 # metrics.csv column -> TensorBoard tag
 SCALAR_TAGS = {
     "train_loss": "loss/train",
@@ -35,12 +36,6 @@ SCALAR_TAGS = {
 }
 CV_TAGS = {"accuracy": "cv/accuracy", "macro_f1": "cv/macro_f1", "log_loss": "cv/log_loss",
            "mean_best_val_loss": "cv/mean_best_val_loss"}
-
-
-def tensorboard_dir(run_dir: str | Path, fold: int | None = None) -> Path:
-    """``runs/<id>/tensorboard`` (the run's hparams), or ``.../fold<k>`` (one fold's curves)."""
-    root = Path(run_dir) / TENSORBOARD_DIR
-    return root if fold is None else root / f"fold{int(fold)}"
 
 
 def _warn(what: str, error: BaseException) -> None:
