@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Print every comparison the runs allow: per-fold metrics and agreement, hard vs soft voting "
                     "(holdout across folds, OOF across runs), the TTA gain of each view and merged set, label "
                     "smoothing before / after temperature scaling, and the best ensembles — each difference with a "
-                    "95%% paired-bootstrap interval.")
+                    "95% paired-bootstrap interval.")
     p.add_argument("runs", nargs="+", metavar="RUN", help=_RUN_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.add_argument("--workspace", default=None, help=_WORKSPACE_HELP)
@@ -54,7 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "submissions", help="list submissions with their CV and public-leaderboard scores; enter an LB score",
         description="List the submissions in <workspace>/submissions (newest first) with their CV scores (holdout "
                     "and OOF) and the public-leaderboard score entered for each, the correlation of CV with LB, and "
-                    "a flag where the LB lies outside the CV score's 95%% bootstrap interval (leakage between folds, "
+                    "a flag where the LB lies outside the CV score's 95% bootstrap interval (leakage between folds, "
                     "or a test set unlike the training data).")
     p.add_argument("--set-lb", nargs=2, default=None, metavar=("ID", "SCORE"),
                    help="store the public-LB SCORE of submission ID (the CSV's stem; a unique prefix is enough)")

@@ -290,7 +290,7 @@ def _augment_from_text(text: str, data: dict, resolve: Callable[[str], Path]) ->
 
 def config_image_size(data: Mapping[str, Any]) -> int:
     """The square input size a config mapping trains at: its ``image_size``, else its model's default (as
-    :func:`engine.runs.store.create_runs` resolves it)."""
+    :func:`engine.training.create.create_runs` resolves it)."""
     size = data.get("image_size")
     if size is not None:
         return size
