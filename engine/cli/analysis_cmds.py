@@ -42,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--voting", default="soft", choices=VOTING_KINDS, help="how fold models / runs vote (default: soft)")
     p.add_argument("--tta", default="mean", choices=TTA_MODES, help="merge mode of each model's views (default: mean)")
     p.add_argument("--out", default=None, metavar="FILE",
-                   help="CSV to write (default: <workspace>/submissions/submission-<time>.csv); the sidecar is FILE.json")
+                   help="CSV to write (default: <workspace>/submissions/submission-<time>.csv); its sidecar JSON is "
+                        "written next to it, .csv replaced by .json")
     p.add_argument("--folds", nargs="+", type=int, default=None, metavar="K", help="folds to use (default: all)")
     p.add_argument("--views", nargs="+", default=None, metavar="VIEW", help="TTA views to merge (default: all)")
     p.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
