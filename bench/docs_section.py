@@ -1,5 +1,6 @@
 """Each benchmark's section of docs/BENCHMARKS.md: the text after its marker (``<!-- search -->``) up to the
-next ``## `` heading belongs to the script that owns the marker, and ``--write`` replaces it.
+next ``## `` heading belongs to the script that owns the marker, and ``--write`` replaces it. Every section
+opens the same way (:func:`header`): the machine, the command, and the baseline its ratios are against.
 
 Used by the benchmark scripts as ``from docs_section import write_section`` (``bench/`` is on ``sys.path``
 when a script of it runs).
@@ -45,3 +46,9 @@ def write_block(marker: str, name: str, body: str, *, docs: Path = DOCS) -> None
     else:
         section = section.rstrip("\n") + "\n\n" + block + "\n"
     docs.write_text(before + section + after, encoding="utf-8")
+
+
+def header(machine: str, run: str, baseline: str) -> str:
+    """The opening every section shares: the machine, the command that wrote it, and the baseline its ratios are
+    against (``run`` is markdown: the command in backticks, perhaps followed by a note)."""
+    return f"**Machine:** {machine}. **Run:** {run}.\n\n**Baseline:** {baseline}"

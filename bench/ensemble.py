@@ -38,7 +38,7 @@ from engine.analysis.metrics import softmax
 from engine.analysis.voting import hard_vote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from docs_section import DOCS, write_section  # noqa: E402
+from docs_section import DOCS, header, write_section  # noqa: E402
 from scan import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 MARKER = "<!-- ensemble -->"
@@ -204,12 +204,13 @@ def bench_bootstrap(naive_resamples: int) -> list[dict]:
 
 
 def table(rows: list[dict], where: str, command_tail: str = "") -> str:
-    lines = [f"Machine: {where}. Run: `python bench/ensemble.py --write{command_tail}`.", "",
+    lines = [header(where, f"`python bench/ensemble.py --write{command_tail}`",
+                    "*naive*, a Python loop that builds each ensemble / resample with numpy and scores it with "
+                    "scikit-learn, timed on a subset and extrapolated (column *naive measured as*); both give the same "
+                    "results on that subset. Rows *today vs the engine at `REV`* (`--against REV`) take that "
+                    "revision's engine as the baseline instead."), "",
              "Synthetic predictions shaped like fold models (single models ~88% accurate, ~87% pairwise agreement). "
-             "*fast* is the engine (`exhaustive_search`, `greedy_selection`, `paired_bootstrap`); *naive* is a Python "
-             "loop that builds each ensemble / resample with numpy and scores it with scikit-learn, timed on a subset "
-             "and extrapolated (column *naive measured as*); both give the same results on that subset. Rows *today vs the "
-             "engine at `REV`* (`--against REV`) take that revision's engine as the baseline instead. Wall-clock "
+             "*fast* is the engine (`exhaustive_search`, `greedy_selection`, `paired_bootstrap`). Wall-clock "
              "seconds, process CPU seconds (all threads) in brackets; the ratio is of wall-clock times from the same "
              "run. On a shared machine the wall-clock times grow with its load while the CPU seconds do not.", "",
              "| workload | fast | naive (sklearn loop) or a former engine | ratio | naive measured as | data |",

@@ -211,9 +211,15 @@ def measure(args, folder: Path) -> dict:
 
 def markdown(r: dict) -> str:
     ld, tr = r["loader_images_per_s"], r["train_images_per_s"]
-    return f"""### CPU (`python bench/input_pipeline.py --write-docs`)
+    opening = docs_section.header(
+        f"{r['machine']}; torch threads {r['torch_threads']}", "`python bench/input_pipeline.py --write-docs`",
+        "the loader decoding each epoch (`data_cache: false`, the same shrink, the same pixels); for training,\n"
+        "synthetic uint8 tensors already on the device (the pipeline's ceiling).")
+    return f"""### CPU
 
-Machine: {r['machine']}; torch threads {r['torch_threads']}. {r['images']:,} photo-like 640x480 JPEGs,
+{opening}
+
+{r['images']:,} photo-like 640x480 JPEGs,
 `medium` augmentation preset at {r['image_size']} px, batch {r['batch_size']}, {r['workers']} DataLoader workers
 everywhere; cache stored at shorter side {r['stored_size']} px ({r['cache_mb']:,.0f} MB).
 

@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import numpy as np  # noqa: E402
-from docs_section import write_section  # noqa: E402
+from docs_section import header, write_section  # noqa: E402
 from scan import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 from engine.analysis.label_issues import label_issues, quality_scores, ranking_auroc  # noqa: E402
@@ -92,16 +92,16 @@ def measure(run_dir: Path, flipped) -> dict:
 
 
 def table(results: list[dict], where: str, fraction: float, train_s: list[float]) -> str:
-    lines = [f"Machine: {where}. Run: `python bench/label_issues.py --write` "
-             f"({len(results)} noise seed(s); training took {', '.join(f'{s:.0f} s' for s in train_s)}).", "",
+    lines = [header(where, f"`python bench/label_issues.py --write` ({len(results)} noise seed(s); training took "
+                           f"{', '.join(f'{s:.0f} s' for s in train_s)})",
+                    "rank by the OOF probability of the given label; its flagged set is *argmax != given*, and "
+                    "*top-k* takes its k lowest with k = the number we flag."), "",
              f"The demo dataset with {fraction:.0%} of its training labels flipped to another class (seeded), "
              "`configs/demo.yaml` trained on it (timm `test_efficientnet`, 32 px, 3 folds + 10% holdout, CPU), then "
              "`python -m engine label-issues RUN` on its OOF + holdout predictions. Precision / recall: of the flipped "
              "images among the flagged ones. AUROC: of the ranking of every sample (1.0 puts every flipped image "
-             "first). Baseline: rank by the OOF probability of the given label; its flagged set is "
-             "*argmax != given*, and *top-k* takes its k lowest with k = the number we flag. The detection figures "
-             "do not depend on the machine or its load (a rerun with the same seed gives the same numbers); only "
-             "the training seconds do.", "",
+             "first). The detection figures do not depend on the machine or its load (a rerun with the same seed "
+             "gives the same numbers); only the training seconds do.", "",
              "| seed | samples (flipped) | ours: precision / recall (flagged) | baseline argmax: precision / recall "
              "(flagged) | baseline top-k: precision / recall | AUROC ours / baseline (margin) "
              "| noise rate est. / true |",

@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
-from docs_section import write_section  # noqa: E402
+from docs_section import header, write_section  # noqa: E402
 from scan import machine  # noqa: E402  (one description of the machine for every benchmark)
 
 MARKER = "<!-- search -->"
@@ -135,8 +135,10 @@ def report(args, where: str, default_wall: float, default_dir: Path, search_wall
     states = ", ".join(f"{sum(t['state'] == s for t in trials)} {s.lower()}" for s in ("COMPLETE", "PRUNED", "FAIL")
                        if any(t["state"] == s for t in trials))
     lines = [
-        f"Machine: {where}. Run: `python bench/search.py --trials {args.trials} --epochs {args.epochs} --k {args.k} "
-        f"--model {args.model} --threads {args.threads} --write`.", "",
+        header(where, f"`python bench/search.py --trials {args.trials} --epochs {args.epochs} --k {args.k} "
+                      f"--model {args.model} --threads {args.threads} --write`",
+               "the default config trained once through the launcher, in the same run: its wall time against the "
+               "search's, its OOF macro-F1 against the best trial's."), "",
         f"The demo dataset (1,438 training images, 32 px), {args.model} from scratch, k={args.k}, {args.epochs} epochs, "
         "CPU, one torch thread per job process. The search varies the learning rate (log-uniform 3e-4..3e-2), "
         "weight decay (0..0.1), label smoothing (0..0.2) and the augmentation preset (none / light / medium), "

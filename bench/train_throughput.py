@@ -47,7 +47,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 import torch  # noqa: E402
-from docs_section import DOCS, split_section  # noqa: E402
+from docs_section import DOCS, header, split_section  # noqa: E402
 
 MARKER = "<!-- train -->"
 
@@ -260,10 +260,12 @@ def write_docs(result: dict, docs: Path = DOCS) -> None:
     key = lambda row: row.split("|")[1:8]  # noqa: E731 - model .. workers identify a setting
     new = markdown_row(result)
     rows = [row for row in rows if key(row) != key(new)] + [new]
-    body = (f"\n\n`python bench/train_throughput.py` (see its docstring for the GPU commands). Median of "
-            f"alternating repeats; the reference is PIL decode + the same albumentations pipeline + "
-            f"Normalize/ToTensorV2 in the workers, the same model and autocast. Efficiency = real-data "
-            f"img/s / synthetic in-memory img/s.\n\n{HEADER}\n" + "\n".join(rows) + "\n")
+    opening = header("each row's *device* column and the note below the table",
+                     "`python bench/train_throughput.py --write-docs` (see its docstring for the GPU commands)",
+                     "*reference*, PIL decode + the same albumentations pipeline + Normalize/ToTensorV2 in the "
+                     "workers, the same model and autocast; *engine / reference* is the ratio. Median of alternating "
+                     "repeats. Efficiency = real-data img/s / synthetic in-memory img/s.")
+    body = f"\n\n{opening}\n\n{HEADER}\n" + "\n".join(rows) + "\n"
     notes = [line for line in section.splitlines() if line.startswith("> ")]
     body += ("\n" + "\n".join(notes) + "\n") if notes else ""
     docs.write_text(before + body + after, encoding="utf-8")
