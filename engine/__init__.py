@@ -9,7 +9,8 @@ Public API (everything else is internal and may change). The names below are imp
 - augmentations: :func:`pipeline_from_dict`, :func:`preset`, :func:`list_tta_views`
 - training: :func:`load_run_configs`, :class:`RunConfig`, :func:`create_runs`, :func:`train_run`,
   :func:`predict_run`, :func:`list_models`, :func:`load_fold_model`
-- jobs: :func:`launch_training`, :func:`create_launcher`, :func:`effective_status`, :func:`list_runs`
+- runs: :func:`list_runs` (the one listing of a workspace's runs, :mod:`engine.runs`)
+- jobs: :func:`launch_training`, :func:`create_launcher`, :func:`effective_status`
 - search: :func:`launch_search`, :func:`list_searches` (Optuna; :mod:`engine.search`)
 - analysis: :func:`load_predictions`, :func:`compare_folds`, :func:`compare_voting`, :func:`compare_tta`,
   :func:`compare_label_smoothing`, :func:`compare_augmentation`, :func:`search_ensembles`, :func:`paired_bootstrap`,
