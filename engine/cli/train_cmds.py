@@ -97,6 +97,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help=argparse.SUPPRESS)
     p.add_argument("--device-name", default=None, help=argparse.SUPPRESS)
     p.add_argument("--lock-file", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--fetch-weights-only", action="store_true", help=argparse.SUPPRESS)
     p.set_defaults(func=_run_job)
 
 
@@ -362,6 +363,12 @@ def _run_job(args) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    if args.fetch_weights_only:  # a foreground train's download, in a process whose environment allows it
+        from engine.training.config import read_run_config
+        from engine.training.pretrained import fetch_pending_weights
+
+        fetch_pending_weights(args.run_dir, read_run_config(args.run_dir))
+        return 0
     if args.worker:
         return run_worker(args.run_dir, device=args.device, device_name=args.device_name, lock_file=args.lock_file)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else None

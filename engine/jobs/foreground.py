@@ -10,12 +10,14 @@ Ctrl-C stops the run in training at the next batch boundary and the waiting ones
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from engine.jobs.launcher import LocalLauncher
-from engine.jobs.runner import Heartbeat, StopFlag, logging_to_run, run_job
+from engine.jobs.runner import Heartbeat, StopFlag, job_environment, logging_to_run, run_job
 from engine.runs import mark_finished, update_status
 from engine.runs.liveness import effective_status, job_process_fields
 
@@ -63,6 +65,10 @@ class ForegroundLauncher(LocalLauncher):
         return [effective_status(run_dir) for run_dir in run_dirs]
 
     def _train_one(self, run_dir: Path, *, folds: Sequence[int] | None) -> str:
+        error = fetch_weights_in_child(run_dir)
+        if error is not None:
+            mark_finished(run_dir, "failed", error=error)
+            return "failed"
         progress = self.progress(run_dir) if self.progress is not None else None
         try:
             with logging_to_run(run_dir):
@@ -70,3 +76,25 @@ class ForegroundLauncher(LocalLauncher):
         finally:
             if hasattr(progress, "close"):
                 progress.close()
+
+
+def fetch_weights_in_child(run_dir: Path) -> str | None:
+    """Download the weights a run was created to download, in a child process; the error text, or None.
+
+    This process stays off-line whatever the run allows (:mod:`engine.offline`), so the download happens
+    where a background job would do it: in a process with the job's environment (``run-job
+    --fetch-weights-only``). A run with nothing to fetch starts no process.
+    """
+    from engine.training.config import read_run_config
+
+    cfg = read_run_config(run_dir)
+    source = cfg.model.weights_source
+    if cfg.model.pretrained == "none" or source is None or source.path:
+        return None
+    done = subprocess.run([sys.executable, "-m", "engine", "run-job", str(run_dir), "--fetch-weights-only"],
+                          env=job_environment(run_dir), stdin=subprocess.DEVNULL, capture_output=True, text=True)
+    if done.returncode == 0:
+        return None
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    said = [line.removeprefix("error: ") for line in lines if line.startswith("error: ")]
+    return said[-1] if said else (lines[-1] if lines else f"fetching the weights failed (exit {done.returncode})")

@@ -213,3 +213,26 @@ def test_local_file_and_model_without_weights_statuses(tmp_path):
     assert describe_pretrained("test_resnet", "none").availability == "none"
     with pytest.raises(ConfigError, match=re.escape("'model.name'")):
         describe_pretrained("resnet1B", "hub")
+
+
+@pytest.mark.slow
+def test_a_foreground_train_fetches_in_a_child_with_the_jobs_environment(hub_cache, tiny_config, workspace, tmp_path,
+                                                                         monkeypatch, capsys):
+    """`train --allow-download` without --detach: this process stays off-line, the download happens in a child
+    process whose environment allows it. The hub here is a closed port on 127.0.0.1, so the child's download fails
+    — and the run says why, instead of "this process runs with HF_HUB_OFFLINE=1"."""
+    from engine.cli import main
+    from engine.runs import read_status
+
+    monkeypatch.setenv(USER_VALUE_VAR, "")  # the user did not set HF_HUB_OFFLINE
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there: no network leaves the machine
+    monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", "2")
+    monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", "2")
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(**{"model.pretrained": "hub"})))
+    assert main(["train", str(config), "--allow-download", "--workspace", str(workspace)]) == 1
+    (run_id,) = capsys.readouterr().out.split()
+    status = read_status(workspace / "runs" / run_id)
+    assert status["state"] == "failed" and "HF_HUB_OFFLINE" not in status["error"], status["error"]
+    assert TEST_RESNET_HUB_ID in status["error"] or "127.0.0.1" in status["error"], status["error"]
+    assert all(f["state"] == "queued" for f in status["folds"].values())  # nothing trained without its weights
