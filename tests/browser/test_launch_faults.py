@@ -72,7 +72,7 @@ def test_a_job_goes_on_when_the_studio_is_killed_and_the_restarted_studio_follow
     workspace = tiny_jobs
     studio, url = start_studio(tmp_path, workspace, str(mini_spec_path))
     try:
-        fill_train_form(page, url, epochs=10)
+        fill_train_form(page, url, epochs=4)
         page.get_by_role("button", name="Launch training").click()
         page.get_by_text("Launched 1 run(s)").wait_for()
         (run_dir,) = run_dirs(workspace)
@@ -130,7 +130,7 @@ def test_two_sessions_pressing_launch_at_once_get_two_intact_runs_and_share_the_
     try:
         with serve_studio(tmp_path, workspace, str(mini_spec_path)) as url:
             for p in pages:
-                fill_train_form(p, url, epochs=2)
+                fill_train_form(p, url, epochs=1)
             buttons = [p.get_by_role("button", name="Launch training") for p in pages]
             for button in buttons:  # back to back: both sessions' scripts create their run at the same time
                 button.click()
