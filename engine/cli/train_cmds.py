@@ -280,26 +280,29 @@ def _runs(args) -> int:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *table, strict=False)]
     for line in [header, *table]:
         print("  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip())
-    for r in rows:  # what a damaged run lacks, under the table (the run's id leads the line)
-        if r["state"] == "damaged":
-            print(f"damaged: {r['run_id']}: {r['error']}", file=sys.stderr)
+    for r in rows:  # what is wrong with a run, under the table: damaged, failed, or a finished fold's files missing
+        if r.get("error"):
+            print(f"{r['state']}: {r['run_id']}: {r['error']}", file=sys.stderr)
     return 0
 
 
 def _status(args) -> int:
-    from engine.runs import effective_status
+    from engine.runs import effective_status, read_run
 
     run_dir = _run_dir(args.run, args.workspace)
     status = effective_status(run_dir)
     if args.json:
         print(json.dumps(status, indent=2, default=str))
         return 0
+    missing = read_run(run_dir).missing_files()
     head = f"run {run_dir.name}: {status['state']}  {100 * float(status.get('progress') or 0):.0f}%"
     extras = [f"{k} {status[k]}" for k in ("device", "pid") if status.get(k) is not None]
     print(head + (f"  ({', '.join(extras)})" if extras else ""))
     for key in ("message", "error", "started_at", "finished_at"):
         if status.get(key):
             print(f"  {key}: {status[key]}")
+    if missing:
+        print(f"  missing: {missing}")
     for fold, f in sorted((status.get("folds") or {}).items(), key=lambda kv: int(kv[0])):
         parts = [f"  fold {fold}: {f.get('state', '?'):<9}"]
         if f.get("epochs"):

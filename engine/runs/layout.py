@@ -13,6 +13,7 @@
         tensorboard/fold{k}/, tensorboard/   TensorBoard event files: per-fold curves, the run's hparams
         .status.lock, .fold_queue.json, .fold_queue.lock   (bookkeeping of the job layer)
         .cancel                          a cancel asked of a run trained on Ray (read by its fold tasks)
+    <workspace>/runs/.creating-<run_id>/   a run being written (renamed into place when complete)
 
 Every other module — the rest of the engine, the studio, users' scripts — asks for a path by what it
 holds (:func:`status_path`, :func:`predictions_path`, ...), never by its file name.
@@ -39,6 +40,7 @@ PREDICTIONS_DIR = "predictions"
 WEIGHTS_DIR = "weights"
 TENSORBOARD_DIR = "tensorboard"
 SUBSETS = ("oof", "holdout", "test")
+STAGING_PREFIX = ".creating-"  # runs/.creating-<run_id>: a run being written, hidden from every listing
 _PREDICTION_FILE = re.compile(r"^fold(\d+)_(oof|holdout|test)\.parquet$")
 _WEIGHTS_FILE = re.compile(r"^fold(\d+)\.safetensors$")
 

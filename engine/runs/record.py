@@ -20,7 +20,15 @@ from typing import Any
 import pandas as pd
 
 from engine.errors import RunDamagedError, RunError
-from engine.runs.layout import SUBSETS, config_path, prediction_files, predictions_path, run_dirs, weight_files
+from engine.runs.layout import (
+    SUBSETS,
+    config_path,
+    prediction_files,
+    predictions_path,
+    run_dirs,
+    weight_files,
+    weights_path,
+)
 from engine.runs.liveness import with_liveness
 from engine.runs.status import DAMAGED, read_status
 from engine.runs.store import best_metrics, read_config, read_metrics, read_split
@@ -158,6 +166,22 @@ class RunRecord:
         return [(fold, subset, predictions_path(self.path, fold, subset)) for fold in self.finished_folds()
                 for subset in self.subsets if fold not in self.predictions.get(subset, ())]
 
+    def missing_weights(self) -> list[tuple[int, Path]]:
+        """``(fold, path)`` of the weights file of every finished fold that has none (deleted after the fact)."""
+        return [(fold, weights_path(self.path, fold)) for fold in self.finished_folds() if fold not in self.weights]
+
+    def missing_files(self) -> str | None:
+        """What the finished folds lack (weights, prediction files) and what to do, in one sentence; None when every
+        finished fold has its files. The listing's ``error`` of such a run; *Resume* trains those folds again."""
+        paths = [p for _, p in self.missing_weights()] + [p for _, _, p in self.missing_predictions()]
+        if not paths:
+            return None
+        folds = sorted({f for f, _ in self.missing_weights()} | {f for f, _, _ in self.missing_predictions()})
+        shown = ", ".join(repr(str(p)) for p in paths[:4]) + (f" and {len(paths) - 4} more" if len(paths) > 4 else "")
+        return (f"fold(s) {folds} are done but {'a file is' if len(paths) == 1 else f'{len(paths)} files are'} "
+                f"missing: {shown}. Resume the run to train {'that fold' if len(folds) == 1 else 'those folds'} "
+                f"again (python -m engine resume {self.run_id}); its other folds are kept.")
+
     def split(self) -> pd.DataFrame:
         """The run's split (read now): ``sample_id``, ``fold``, ``is_holdout``."""
         return read_split(self.path)
@@ -217,7 +241,7 @@ def _listing_row(record: RunRecord) -> dict[str, Any]:
     return {"run_id": record.run_id, "name": record.name, "state": record.state, "model": record.model_name,
             "created_at": record.created_at, "study_id": record.study_id, "folds": len(record.fold_states),
             "folds_done": record.folds_done, "progress": record.progress, "device": record.device,
-            "error": record.error or note, **{k: v for k, v in best.items() if math.isfinite(v)},
+            "error": " ".join(filter(None, (record.error, note, record.missing_files()))) or None, **{k: v for k, v in best.items() if math.isfinite(v)},
             "path": str(record.path)}
 
 
@@ -229,7 +253,8 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
 def list_runs(workspace: str | os.PathLike | None = None) -> pd.DataFrame:
     """One row per run, newest first: ``run_id``, ``name``, ``state`` (liveness applied: a dead job is
     ``failed``; ``damaged`` when its status cannot be read), ``model``, ``created_at``, ``study_id``,
-    ``folds``, ``folds_done``, ``progress``, ``device``, ``error`` (what failed or is damaged),
+    ``folds``, ``folds_done``, ``progress``, ``device``, ``error`` (what failed or is damaged, or the files a
+    finished fold lacks: :meth:`RunRecord.missing_files`),
     ``val_loss``, ``val_accuracy``, ``val_macro_f1`` (mean of each fold's best epoch by ``train.monitor``),
     ``path``."""
     return runs_frame(list_run_records(workspace))

@@ -16,8 +16,10 @@ analysis need.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from engine.runs.layout import (
     CONFIG_FILE,
     METRICS_FILE,
     SPLIT_FILE,
+    STAGING_PREFIX,
     STATUS_FILE,
     SUBSETS,
     check_subset,
@@ -62,14 +65,16 @@ from engine.workspace import resolve_workspace, runs_dir
 # that imports them from this module.
 __all__ = [
     "CONFIG_FILE", "METRICS_FILE", "METRIC_COLUMNS", "SPLIT_FILE", "STATUS_FILE", "SUBSETS", "append_metrics",
-    "best_metrics", "create_run_dir", "drop_fold_metrics", "expected_subsets", "fold_is_complete", "list_studies",
-    "now_iso", "predictions_path", "read_config", "read_log_tail", "read_metrics", "read_predictions", "read_split",
-    "read_status", "read_study", "run_dir_of", "studies_dir", "update_fold_status", "update_status", "weights_path",
-    "write_config", "write_predictions", "write_study", "write_weights",
+    "best_metrics", "create_run_dir", "discard_run_dirs", "drop_fold_metrics", "expected_subsets", "fold_is_complete",
+    "list_studies", "now_iso", "predictions_path", "publish_run_dir", "read_config", "read_log_tail", "read_metrics",
+    "read_predictions", "read_split", "read_status", "read_study", "remove_stale_staging", "run_dir_of",
+    "stage_run_dir", "studies_dir", "update_fold_status", "update_status", "weights_path", "write_config",
+    "write_predictions", "write_study", "write_weights",
 ]
 
 METRIC_COLUMNS = ["fold", "epoch", "train_loss", "val_loss", "val_accuracy", "val_macro_f1", "lr",
                   "epoch_seconds", "images_per_second"]
+log = logging.getLogger(__name__)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: a listing reads every config
 
 
@@ -236,6 +241,40 @@ def read_log_tail(run_dir: str | os.PathLike, lines: int = 40, *, max_bytes: int
 
 # ---------------------------------------------------------------- creating a run directory
 
+STALE_STAGING_S = 3600.0  # writing a run takes seconds; a staging folder untouched this long lost its writer
+
+
+def stage_run_dir(workspace: str | os.PathLike | None, *, name: str, config: Mapping[str, Any], split: pd.DataFrame,
+                  study_id: str | None, subsets: Sequence[str], folds: int, epochs: int) -> Path:
+    """Write a new queued run (config, split, status) under the hidden name ``runs/.creating-<run_id>``.
+
+    No listing sees it until :func:`publish_run_dir` renames it into place; a staging folder whose writer
+    died (killed mid-launch) is removed by a later one (:func:`remove_stale_staging`). Returns the staging
+    folder (removed again if a write fails).
+    """
+    root = runs_dir(workspace)
+    remove_stale_staging(workspace)
+    staging = root / f"{STAGING_PREFIX}{new_run_id(name)}"
+    staging.mkdir(parents=True)
+    try:
+        atomic_write_text(config_path(staging), _config_text(config))
+        atomic_write_parquet(split_path(staging), split)
+        status = initial_status(staging.name.removeprefix(STAGING_PREFIX), name=name, study_id=study_id,
+                                subsets=list(subsets), folds=folds, epochs=epochs)
+        atomic_write_json(status_path(staging), status)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return staging
+
+
+def publish_run_dir(staging: str | os.PathLike) -> Path:
+    """Rename a staged run (:func:`stage_run_dir`) into place, ``runs/<run_id>``: from now on it is listed."""
+    staging = Path(staging)
+    final = staging.with_name(staging.name.removeprefix(STAGING_PREFIX))
+    os.rename(staging, final)
+    return final
+
 
 def create_run_dir(workspace: str | os.PathLike | None, *, name: str, config: Mapping[str, Any], split: pd.DataFrame,
                    study_id: str | None, subsets: Sequence[str], folds: int, epochs: int) -> Path:
@@ -244,22 +283,41 @@ def create_run_dir(workspace: str | os.PathLike | None, *, name: str, config: Ma
     The files are written under a hidden name first and the folder is renamed into place at the end,
     so a listing (another process, the studio) never sees a run that is half written.
     """
-    root = runs_dir(workspace)
-    run_id = new_run_id(name)
-    final = root / run_id
-    staging = root / f".creating-{run_id}"
-    staging.mkdir(parents=True)
+    return publish_run_dir(stage_run_dir(workspace, name=name, config=config, split=split, study_id=study_id,
+                                         subsets=subsets, folds=folds, epochs=epochs))
+
+
+def remove_stale_staging(workspace: str | os.PathLike | None = None, *,
+                         max_age_s: float = STALE_STAGING_S) -> list[Path]:
+    """Delete the staging folders (``runs/.creating-*``) nobody has written to for ``max_age_s`` seconds:
+    what a launch killed half-way (the studio or ``train`` SIGKILLed, the machine rebooted) left behind.
+    Returns the folders removed. A staging folder is never a run: no listing shows it, old or new."""
+    removed = []
     try:
-        atomic_write_text(config_path(staging), _config_text(config))
-        atomic_write_parquet(split_path(staging), split)
-        status = initial_status(run_id, name=name, study_id=study_id, subsets=list(subsets), folds=folds,
-                                epochs=epochs)
-        atomic_write_json(status_path(staging), status)
-        os.rename(staging, final)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    return final
+        entries = list(os.scandir(runs_dir(workspace)))
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        if not (entry.name.startswith(STAGING_PREFIX) and entry.is_dir(follow_symlinks=False)):
+            continue
+        try:
+            age = now - entry.stat(follow_symlinks=False).st_mtime
+        except OSError:
+            continue
+        if age > max_age_s:
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(Path(entry.path))
+    if removed:
+        log.info("Removed %d run folder(s) left half-written by an interrupted launch: %s", len(removed),
+                 ", ".join(p.name for p in removed))
+    return removed
+
+
+def discard_run_dirs(paths: Sequence[str | os.PathLike]) -> None:
+    """Delete run folders (staged or just published) of a launch that did not complete."""
+    for path in paths:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- studies

@@ -205,8 +205,11 @@ def resume_search(search: str | os.PathLike, *, workspace: str | os.PathLike | N
 def search_trials(search: str | os.PathLike | SearchRecord, *, workspace: str | os.PathLike | None = None
                   ) -> pd.DataFrame:
     """One row per trial: ``number``, ``state`` (COMPLETE / PRUNED / FAIL / RUNNING), ``value``, ``run_id``,
-    ``run_state`` (the run's effective state), ``duration_s``, ``error``, then one column per parameter."""
-    from engine.jobs import effective_status
+    ``run_state`` (the run's effective state; ``damaged`` when its status or config cannot be read, ``deleted``
+    when it is gone), ``duration_s``, ``error`` (the trial's, else what is wrong with its run), then one column
+    per parameter."""
+    from engine.runs import read_run
+    from engine.runs.layout import status_path
     from engine.search.storage import load_study
 
     record = search if isinstance(search, SearchRecord) else read_search(search, workspace)
@@ -215,13 +218,12 @@ def search_trials(search: str | os.PathLike | SearchRecord, *, workspace: str | 
     for t in study.get_trials(deepcopy=False):
         run_id = t.user_attrs.get("run_id")
         run_dir = record.workspace / "runs" / str(run_id)
-        try:
-            run_state = effective_status(run_dir)["state"] if run_id else None
-        except RunError:  # the run was deleted
-            run_state = "deleted"
+        run = read_run(run_dir) if run_id and status_path(run_dir).is_file() else None
+        run_state = run.state if run is not None else ("deleted" if run_id else None)
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None
         rows.append({"number": t.number, "state": t.state.name, "value": t.value, "run_id": run_id,
-                     "run_state": run_state, "duration_s": duration, "error": t.user_attrs.get("error"),
+                     "run_state": run_state, "duration_s": duration,
+                     "error": t.user_attrs.get("error") or (run.error if run is not None and run.damaged else None),
                      **{k: t.params.get(k) for k in record.search.params}})
     columns = ["number", "state", "value", "run_id", "run_state", "duration_s", "error", *record.search.params]
     return pd.DataFrame(rows, columns=columns)

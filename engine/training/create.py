@@ -68,8 +68,10 @@ def _open_dataset(path: str):
 def create_runs(configs: Sequence[RunConfig], workspace: str | Path | None = None) -> list[Path]:
     """Validate every config, compute one shared split, and write a queued run directory per config.
 
-    Nothing is written unless every config passes. With more than one config the runs form a study,
-    recorded in ``workspace/studies/<study_id>.yaml`` (members and varied fields).
+    All or nothing: nothing is written unless every config passes, and the runs appear together once
+    all are written (each is staged under a hidden name, then renamed into place); a write that fails
+    removes the ones already written. With more than one config the runs form a study, recorded in
+    ``workspace/studies/<study_id>.yaml`` (members and varied fields) after the runs are in place.
     """
     from engine.data.exclusions import drop_unreadable_images
     from engine.training.splits import make_split
@@ -86,12 +88,21 @@ def create_runs(configs: Sequence[RunConfig], workspace: str | Path | None = Non
     varied = varied_fields(configs) if len(configs) > 1 else {}
     study_id = store.new_study_id() if len(configs) > 1 else None
     subsets = ["oof"] + (["holdout"] if split["is_holdout"].any() else []) + (["test"] if len(dataset.test_manifest) else [])
-    run_dirs = []
-    for i, cfg in enumerate(resolved):
-        cfg = cfg.model_copy(update={"name": _run_name(cfg, varied, i)})
-        run_dirs.append(store.create_run_dir(workspace, name=cfg.name, config=cfg.model_dump(mode="json"), split=split,
-                                             study_id=study_id, subsets=subsets, folds=cfg.split.k,
-                                             epochs=cfg.train.epochs))
-    if study_id:
-        store.write_study(workspace, study_id, [p.name for p in run_dirs], varied)
-    return run_dirs
+    staged: list[Path] = []
+    published: list[Path] = []
+    try:
+        for i, cfg in enumerate(resolved):
+            cfg = cfg.model_copy(update={"name": _run_name(cfg, varied, i)})
+            staged.append(store.stage_run_dir(workspace, name=cfg.name, config=cfg.model_dump(mode="json"),
+                                              split=split, study_id=study_id, subsets=subsets, folds=cfg.split.k,
+                                              epochs=cfg.train.epochs))
+        # Every run is written before any is shown: a launch interrupted half-way (an error, the studio
+        # killed) leaves no part of a study behind, only hidden staging folders that a later launch removes.
+        for path in staged:
+            published.append(store.publish_run_dir(path))
+        if study_id:
+            store.write_study(workspace, study_id, [p.name for p in published], varied)
+    except BaseException:
+        store.discard_run_dirs(staged + published)
+        raise
+    return published

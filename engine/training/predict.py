@@ -68,17 +68,21 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
                 device: str | None = None, batch_size: int | None = None) -> None:
     """Re-predict a run's folds (default: every fold with weights) with ``views``, without retraining.
 
-    Replaces the folds' prediction files. When every fold with weights was re-predicted, the views
-    also become the run's ``tta_views`` (its stored config), so the config keeps describing the predictions
-    on disk and folds trained later predict the same views.
+    Replaces the folds' prediction files. When every fold with weights or predictions was re-predicted, the
+    views also become the run's ``tta_views`` (its stored config), so the config keeps describing the
+    predictions on disk and folds trained later predict the same views. Without ``folds``, a finished fold
+    whose weights file is gone is refused by name (:class:`RunError`) rather than left with other views.
     """
-    from engine.runs import weights_path, write_config
+    from engine.runs import SUBSETS, predictions_path, weights_path, write_config
     from engine.training.models import load_fold_model
 
     views = validate_tta_views(views, field="views")
+    if folds is None:
+        _refuse_lost_weights(run_dir)
     ctx = build_context(run_dir, device)
     all_folds = range(ctx.cfg.split.k)
-    folds = [f for f in all_folds if weights_path(run_dir, f).is_file()] if folds is None else list(folds)
+    trained = [f for f in all_folds if weights_path(run_dir, f).is_file()]
+    folds = trained if folds is None else list(folds)
     missing = [f for f in folds if not weights_path(run_dir, f).is_file()]
     if missing or not folds:
         raise RunError(f"Run {Path(run_dir).name!r} has no trained weights for fold(s) {missing or list(all_folds)}; "
@@ -86,5 +90,21 @@ def predict_run(run_dir: str | Path, views: Sequence[str], *, folds: Iterable[in
     for fold in folds:
         model, _ = load_fold_model(run_dir, fold, device=ctx.device)
         predict_fold(ctx, model, fold, views, batch_size=batch_size)
-    if set(folds) >= {f for f in all_folds if weights_path(run_dir, f).is_file()}:
+    predicted = {f for f in all_folds if any(predictions_path(run_dir, f, s).is_file() for s in SUBSETS)}
+    if set(folds) >= predicted | set(trained):
         write_config(run_dir, ctx.cfg.model_copy(update={"tta_views": views}).model_dump(mode="json"))
+
+
+def _refuse_lost_weights(run_dir: str | Path) -> None:
+    """:class:`RunError` naming the finished folds whose weights file is gone: they cannot be predicted again."""
+    from engine.runs import read_run
+
+    record = read_run(run_dir)
+    lost, trained = record.missing_weights(), record.weights
+    if lost:
+        name = Path(run_dir).name
+        files = ", ".join(repr(str(p)) for _, p in lost)
+        others = f", or predict the other folds (--folds {','.join(map(str, trained))})" if trained else ""
+        raise RunError(f"Run {name!r}: fold(s) {[f for f, _ in lost]} are done but their weights file is missing "
+                       f"({files}), so their predictions cannot be made again. Resume the run to train them again "
+                       f"(python -m engine resume {name}){others}.")

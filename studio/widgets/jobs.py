@@ -39,12 +39,12 @@ def timing(status: dict) -> tuple[float | None, float | None]:
 
 
 def runs_overview(runs: pd.DataFrame) -> None:
-    """A compact table of runs with state, progress and best mean validation metrics; a damaged run's
-    ``note`` says what is wrong."""
+    """A compact table of runs with state, progress and best mean validation metrics; ``note`` says what is
+    wrong with a run (damaged, failed, or a finished fold's files missing)."""
     view = runs[["name", "state", "model", "progress", "val_accuracy", "val_macro_f1", "val_loss", "run_id"]].copy()
     view["state"] = [f"{STATE_ICONS.get(s, '')} {s}" for s in view["state"]]
-    if (runs["state"] == DAMAGED).any():
-        view["note"] = [e if s == DAMAGED else None for s, e in zip(runs["state"], runs["error"], strict=True)]
+    if runs["error"].notna().any():
+        view["note"] = runs["error"]
     st.dataframe(
         view, hide_index=True, width="stretch", placeholder=MISSING,  # no metric before the first epoch ends
         column_config={
@@ -91,11 +91,14 @@ def run_detail(record: RunRecord, *, launcher) -> None:
     if state == "failed" and status.get("error"):
         st.error(f"This run failed: {status['error']}\n\nFinished folds are kept; *Resume* continues from the "
                  "first unfinished fold.")
+    missing = None if state in ACTIVE else record.missing_files()  # deleted after the fact: Resume trains them again
+    if missing:
+        st.warning(f"Run {run_dir.name}: {missing}", icon=":material/report:")
     fold_progress(status)
     b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Cancel", icon=":material/stop_circle:", disabled=state not in ACTIVE, key=f"cancel_{run_dir.name}"):
         _act(lambda: launcher.cancel(run_dir), f"Run {run_dir.name} cancelled.")
-    if b2.button("Resume", icon=":material/play_circle:", disabled=state not in ("failed", "cancelled"),
+    if b2.button("Resume", icon=":material/play_circle:", disabled=state not in ("failed", "cancelled") and not missing,
                  key=f"resume_{run_dir.name}"):
         _act(lambda: launcher.resume(run_dir), f"Run {run_dir.name} resumed from its first unfinished fold.")
     try:

@@ -306,7 +306,11 @@ def use_best(run_dir: str, label: str, dataset: Dataset) -> None:
     against the defaults that follow the model); a non-preset pipeline becomes an option of the form."""
     from studio import run_loaders
 
-    values, pipeline = form_state_from_config(run_loaders.run_config(run_dir), label=label)
+    try:
+        values, pipeline = form_state_from_config(run_loaders.run_config(run_dir), label=label)
+    except EngineError as e:  # the trial's run was damaged since (its config.yaml unreadable): say so, keep the form
+        _say("error", str(e))
+        return
     st.session_state[state.TRAIN_TRIAL_PIPELINE] = pipeline
     st.session_state.update(values)
     st.session_state.update(pin_defaults(values, dataset))

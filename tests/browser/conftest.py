@@ -57,9 +57,9 @@ def _require_browser() -> None:
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-test.txt)")
 
 
-@contextlib.contextmanager
-def serve_studio(root: Path, workspace: Path, dataset: str | None = None):
-    """Run ``streamlit run studio/app.py`` on a free port with ``workspace`` (and ``dataset`` open); yield its URL."""
+def start_studio(root: Path, workspace: Path, dataset: str | None = None) -> tuple[subprocess.Popen, str]:
+    """Start ``streamlit run studio/app.py`` on a free port with ``workspace`` (and ``dataset`` open) and wait until it
+    answers; return (its process, its URL). Stop it with :func:`stop_studio` (or kill it: a test may)."""
     port = _free_port()
     env = {
         **os.environ,
@@ -81,14 +81,29 @@ def serve_studio(root: Path, workspace: Path, dataset: str | None = None):
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, proc, log)
+    except BaseException:
+        stop_studio(proc)
+        raise
+    return proc, url
+
+
+def stop_studio(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_studio(root: Path, workspace: Path, dataset: str | None = None):
+    """Run ``streamlit run studio/app.py`` on a free port with ``workspace`` (and ``dataset`` open); yield its URL."""
+    proc, url = start_studio(root, workspace, dataset)
+    try:
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        stop_studio(proc)
 
 
 @pytest.fixture(scope="session")

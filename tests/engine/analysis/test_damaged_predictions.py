@@ -45,8 +45,12 @@ def test_a_deleted_oof_file_of_a_finished_fold_is_named_and_refused(study_copy, 
     assert analyze(b, ws) == 0  # the intact run of the study still analyses
 
 
+def label_issues(run_dir, ws) -> int:
+    return main(["label-issues", run_dir.name, "--workspace", str(ws), "--json"])
+
+
 def test_a_truncated_holdout_file_is_named_not_a_traceback(study_copy, capsys, tmp_path):
-    ws, (a, _) = study_copy
+    ws, (a, b) = study_copy
     path = a / "predictions" / "fold0_holdout.parquet"
     path.write_bytes(path.read_bytes()[:200])
     with pytest.raises(RunDamagedError, match="fold0_holdout.parquet' cannot be read") as err:
@@ -57,3 +61,19 @@ def test_a_truncated_holdout_file_is_named_not_a_traceback(study_copy, capsys, t
     assert "fold0_holdout.parquet" in err and "Traceback" not in err
     assert main(["submit", a.name, "--workspace", str(ws), "--out", str(tmp_path / "sub.csv")]) == 2
     assert "fold0_holdout.parquet" in capsys.readouterr().err and not (tmp_path / "sub.csv").exists()
+    assert label_issues(a, ws) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: Run {a.name!r} is damaged") and "fold0_holdout.parquet" in err
+    assert label_issues(b, ws) == 0  # the other run of the study still reviews
+
+
+def test_a_deleted_weights_file_leaves_every_analysis_of_the_predictions_working(study_copy, capsys, tmp_path):
+    """Weights are only needed to predict again (predict, Grad-CAM): analyze, submit and label-issues read
+    predictions."""
+    ws, (a, _) = study_copy
+    (a / "weights" / "fold1.safetensors").unlink()
+    assert analyze(a, ws) == 0
+    assert main(["submit", a.name, "--workspace", str(ws), "--out", str(tmp_path / "sub.csv")]) == 0
+    assert (tmp_path / "sub.csv").is_file()
+    capsys.readouterr()
+    assert label_issues(a, ws) == 0
