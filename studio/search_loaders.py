@@ -17,14 +17,16 @@ import streamlit as st
 def search_token(search_dir: str | Path) -> tuple:
     """Moves when a trial starts or ends, the search changes state, or the running trial reports an epoch
     (not at every heartbeat: Optuna's figures are redrawn only when there is something new)."""
+    from engine.runs.layout import metrics_path
     from engine.search import effective_search_status
+    from engine.workspace import runs_dir
 
     try:
         status = effective_search_status(search_dir)
     except Exception:  # noqa: BLE001 - being written: the next poll
         return ()
     run = status.get("current_run_id")
-    metrics = Path(search_dir).parent.parent / "runs" / str(run) / "metrics.csv"
+    metrics = metrics_path(runs_dir(Path(search_dir).parent.parent) / str(run))
     try:
         epoch_mark = os.stat(metrics).st_mtime_ns if run else 0
     except OSError:

@@ -173,10 +173,12 @@ def cancel_search(search: str | os.PathLike, *, workspace: str | os.PathLike | N
 
 def _cancel_current_run(path: Path) -> None:
     from engine.jobs import create_launcher, effective_status
+    from engine.runs.layout import status_path
+    from engine.workspace import runs_dir
 
     run_id = effective_search_status(path).get("current_run_id")
-    run_dir = path.parent.parent / "runs" / str(run_id)
-    if run_id and (run_dir / "status.json").is_file() and effective_status(run_dir)["state"] in ACTIVE_STATES:
+    run_dir = runs_dir(path.parent.parent) / str(run_id)
+    if run_id and status_path(run_dir).is_file() and effective_status(run_dir)["state"] in ACTIVE_STATES:
         create_launcher(workspace=path.parent.parent).cancel(run_dir)
 
 
@@ -211,13 +213,14 @@ def search_trials(search: str | os.PathLike | SearchRecord, *, workspace: str | 
     from engine.runs import read_run
     from engine.runs.layout import status_path
     from engine.search.storage import load_study
+    from engine.workspace import runs_dir
 
     record = search if isinstance(search, SearchRecord) else read_search(search, workspace)
     study = load_study(record.search_id, workspace=record.workspace)
     rows = []
     for t in study.get_trials(deepcopy=False):
         run_id = t.user_attrs.get("run_id")
-        run_dir = record.workspace / "runs" / str(run_id)
+        run_dir = runs_dir(record.workspace) / str(run_id)
         run = read_run(run_dir) if run_id and status_path(run_dir).is_file() else None
         run_state = run.state if run is not None else ("deleted" if run_id else None)
         duration = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete else None

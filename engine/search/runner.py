@@ -33,6 +33,7 @@ from engine.runs.liveness import ACTIVE_STATES, job_process_fields, now_iso, pid
 from engine.search.record import SearchRecord, read_search, update_search_status
 from engine.search.space import suggest, trial_config
 from engine.search.storage import load_study
+from engine.workspace import runs_dir
 
 log = logging.getLogger(__name__)
 POLL_S = 0.5
@@ -133,7 +134,7 @@ class SearchLoop:
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
             run_id = trial.user_attrs.get("run_id")
             if run_id:
-                self._cancel_run(self.record.workspace / "runs" / run_id, "the search was resumed")
+                self._cancel_run(runs_dir(self.record.workspace) / run_id, "the search was resumed")
             self.study.tell(trial.number, state=TrialState.FAIL)
 
     def _write_progress(self, **fields: Any) -> None:
@@ -283,9 +284,10 @@ class SearchLoop:
     def _cancel_run(self, run_dir: Path, message: str) -> str | None:
         """Cancel the run through the launcher (if still active), say why in its status; return its final state."""
         from engine.jobs import effective_status
+        from engine.runs.layout import status_path
         from engine.runs.store import update_status
 
-        if not (run_dir / "status.json").is_file():
+        if not status_path(run_dir).is_file():
             return None
         if effective_status(run_dir)["state"] in ACTIVE_STATES:
             try:

@@ -18,10 +18,12 @@ import streamlit as st
 from engine.augment.presets import PRESET_NAMES
 from engine.data import Dataset
 from engine.errors import ConfigError, EngineError
+from engine.workspace import runs_dir
 from studio import search_loaders, state
 from studio.figures.compare import METRIC_LABELS
 from studio.figures.search import SEARCH_FIGURES
 from studio.widgets.jobs import ACTIVE, REFRESH_SECONDS, STATE_ICONS
+from studio.widgets.runs import MISSING
 from studio.widgets.train_form import (
     PRETRAINED_CHOICES,
     QUICK_MODELS,
@@ -269,13 +271,13 @@ def trials_ui(workspace: Path, trials: pd.DataFrame, params: list[str]) -> None:
     view = trials.copy()
     view["duration_s"] = view["duration_s"].round(1)
     event = st.dataframe(view, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
-                         key="train_search_trials_table",
+                         key="train_search_trials_table", placeholder=MISSING,
                          column_config={"value": st.column_config.NumberColumn(format="%.4f"),
                                         **{p: st.column_config.Column(p) for p in params}})
     picked = event.selection.rows[0] if event and event.selection.rows else None
     run_id = view.iloc[picked]["run_id"] if picked is not None else None
     c1, c2, _ = st.columns([2, 2, 3])
-    disabled = not isinstance(run_id, str) or not (workspace / "runs" / run_id).is_dir()
+    disabled = not isinstance(run_id, str) or not (runs_dir(workspace) / run_id).is_dir()
     hint = "Pick a trial in the table first." if picked is None else None
     c1.button("Show its run in the monitor", icon=":material/monitoring:", disabled=disabled, help=hint,
               key="train_search_show_run", on_click=_show_run, args=(run_id,))
@@ -295,7 +297,7 @@ def best_ui(workspace: Path, record, status: dict, dataset: Dataset) -> None:
     run_id = status.get("best_run_id")
     if not run_id:
         return
-    run_dir = workspace / "runs" / str(run_id)
+    run_dir = runs_dir(workspace) / str(run_id)
     st.button(f"Use best (trial {status.get('best_trial')}) in the Train form", icon=":material/input:",
               type="primary", key="train_search_use_best", disabled=not run_dir.is_dir(), on_click=use_best,
               args=(str(run_dir), f"{record.name} best (trial {status.get('best_trial')})", dataset))
