@@ -448,7 +448,9 @@ becomes training speed wherever the loader's CPU competes with the model for the
 core busy with training, or a fast model on a GPU); where the workers have idle cores of their own and
 the model is the bottleneck, both train at the model's speed."""
     low, high = r["load_range"]
-    busy = " The machine was shared with other users' jobs." if high > 0.75 * _cores() else ""
+    # The contenders alone load the machine by up to their training threads + workers: more means other jobs.
+    own = int(r["torch_threads"] or _cores()) + int(r["workers"])
+    busy = " The machine was shared with other users' jobs." if high > own + 0.5 else ""
     return f"""`python bench/vs_timm.py --timm-train /tmp/timm-src/train.py --images {d['images']} --model {r['model']} \\
   --image-size {r['image_size']} --batch-size {r['batch_size']} --workers {r['workers']} --epochs {r['epochs']} \\
   --repeats {r['repeats']} --device {r['device']}{f" --threads {r['torch_threads']}" if r.get('threads_set') else ''}`
