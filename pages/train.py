@@ -26,7 +26,12 @@ st.session_state.setdefault(state.TRAIN_MODE, "train")
 mode = st.segmented_control("Launch", ["train", "search"], key=state.TRAIN_MODE, label_visibility="collapsed",
                             format_func={"train": "Train a config", "search": "Search hyperparameters (Optuna)"}.get)
 if mode == "search":
-    search.launch_ui(dataset, workspace, list_devices())
+    try:
+        launcher = launcher_ui(workspace)  # the trials train there: this machine or a Ray cluster
+    except EngineError as e:  # e.g. the workspace's settings.yaml is unreadable: say so, the form still works
+        st.error(str(e))
+        launcher = None
+    search.launch_ui(dataset, workspace, list_devices(), launcher=launcher)
     search.results_ui(workspace, dataset)
 else:
     try:

@@ -14,6 +14,8 @@ import logging
 import sys
 from pathlib import Path
 
+from engine.cli.train_cmds import add_launcher_options
+
 WORKSPACE_HELP = "workspace folder (default: $FOLD_STUDIO_WORKSPACE or ./workspace)"
 
 
@@ -31,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the base config, e.g. --set train.epochs=2 (repeatable)")
     p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
+    add_launcher_options(p)  # where the trials train (each trial's run)
     p.set_defaults(func=_search)
 
     p = sub.add_parser("searches", help="list searches, or show one search's trials",
@@ -94,7 +97,10 @@ def _start(path: Path, *, detach: bool, start) -> int:
 def _search(args) -> int:
     from engine.search import create_search, start_search
 
-    path = create_search(args.config, trials=args.trials, timeout=args.timeout, overrides=args.overrides,
+    # The flags win over the config's fields; the search records the backend it resolves to.
+    overrides = [*args.overrides, *([f"launcher={args.launcher}"] if args.launcher else []),
+                 *([f"ray_address={args.ray_address}"] if args.ray_address else [])]
+    path = create_search(args.config, trials=args.trials, timeout=args.timeout, overrides=overrides,
                          workspace=args.workspace)
     return _start(path, detach=args.detach, start=start_search)
 

@@ -23,7 +23,7 @@ LAUNCHER_HELP = ("where jobs train: local (processes on this machine) or ray (ea
 RAY_ADDRESS_HELP = "Ray cluster for --launcher ray: auto (the one `ray start --head` started here) or HEAD_IP:PORT"
 
 
-def _add_launcher_options(p: argparse.ArgumentParser) -> None:
+def add_launcher_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--launcher", choices=["local", "ray"], default=None, help=LAUNCHER_HELP)
     p.add_argument("--ray-address", default=None, metavar="ADDR", help=RAY_ADDRESS_HELP)
 
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--allow-download", action="store_true",
                    help="let the job download hub weights missing from the Hugging Face cache (model.pretrained: "
                         "hub); same as --set model.allow_download=true. HF_HUB_OFFLINE=1 in your environment wins")
-    _add_launcher_options(p)
+    add_launcher_options(p)
     p.set_defaults(func=_train)
 
     p = sub.add_parser("runs", help="list runs with their state and best metrics",
@@ -72,7 +72,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run", metavar="RUN", help="run id or run directory")
     p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
     p.add_argument("--detach", action="store_true", help="start a background job and return at once")
-    _add_launcher_options(p)
+    add_launcher_options(p)
     p.set_defaults(func=_resume)
 
     p = sub.add_parser("predict", help="re-predict a trained run with other TTA views (no retraining)",

@@ -52,7 +52,7 @@ def launch_training(config: str | os.PathLike | Mapping[str, Any], *, overrides:
 
     configs = load_run_configs(config, overrides)
     launcher = launcher or choose_launcher(workspace, config=configs[0])
-    launcher.check()  # e.g. no Ray cluster at the address: refused before anything is written
+    launcher.check(configs)  # e.g. no Ray cluster at the address: refused before anything is written
     run_dirs = [Path(p).absolute() for p in create_runs(configs, workspace=workspace)]
     launcher.submit_all(run_dirs)
     return run_dirs

@@ -20,6 +20,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from engine.errors import RunError
 from engine.jobs.runner import job_environment, unfinished_folds
@@ -50,8 +51,14 @@ class Launcher(ABC):
     def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None) -> dict:
         """Start training the run's unfinished folds (among ``folds``) in the background; return its status."""
 
-    def check(self) -> None:  # noqa: B027 - optional hook: most backends can always take jobs
-        """Raise :class:`~engine.errors.EngineError` when this backend cannot take jobs now (before runs are written)."""
+    def check(self, configs: Sequence[Any] = ()) -> None:  # noqa: B027 - optional hook: most backends take any job
+        """Raise :class:`~engine.errors.EngineError` when this backend cannot take jobs now, or cannot ever train
+        one of ``configs`` (run configs about to be created): called before anything is written."""
+
+    def config_fields(self) -> dict[str, str | None]:
+        """The run-config fields (``launcher``, ``ray_address``) that choose this backend again, e.g. for the
+        trials a search starts later in another process."""
+        return {"launcher": "local", "ray_address": None}
 
     def submit_all(self, runs: Sequence[str | os.PathLike]) -> list[dict]:
         """Submit several runs (a study); return their statuses. Backends may start them together."""

@@ -253,9 +253,16 @@ class RayLauncher(Launcher):
         self.max_retries = int(max_retries)
         self.cpus_per_fold = cpus_per_fold
 
-    def check(self) -> None:
-        """Connect to the cluster now: :class:`RunError` (naming the address) when it does not answer."""
-        connect(self.address)
+    def check(self, configs: Sequence[Any] = ()) -> None:
+        """Connect to the cluster now: :class:`RunError` (naming the address) when it does not answer, or
+        when no node could take a fold of one of ``configs`` (naming what to change)."""
+        address = connect(self.address)
+        nodes = cluster_nodes() if configs else []
+        for cfg in configs:
+            fold_resources(cfg, nodes, address, cpus_per_fold=self.cpus_per_fold)
+
+    def config_fields(self) -> dict[str, str | None]:
+        return {"launcher": "ray", "ray_address": self.address}
 
     def submit(self, run: str | os.PathLike, *, folds: Sequence[int] | None = None) -> dict:
         """Start the run's driver on the cluster (it returns at once); return the run's status."""

@@ -88,14 +88,25 @@ def prepare_search(config: str | os.PathLike | Mapping[str, Any], *, trials: int
 
 def create_search(config: str | os.PathLike | Mapping[str, Any], *, trials: int | None = None,
                   timeout: float | None = None, overrides: Sequence[str] = (),
-                  workspace: str | os.PathLike | None = None) -> Path:
-    """Validate, then write the search's record (queued) and create its Optuna study; returns the search directory."""
+                  workspace: str | os.PathLike | None = None, launcher=None) -> Path:
+    """Validate, then write the search's record (queued) and create its Optuna study; returns the search directory.
+
+    ``launcher`` trains the trials (default: :func:`~engine.jobs.choose_launcher` from the base config's
+    ``launcher`` / ``ray_address``, $FOLD_STUDIO_LAUNCHER, the workspace's settings). It is checked now (no
+    Ray cluster at the address: refused before anything is written) and recorded in the base config, so
+    every trial run, started later by the search's own process, goes to the same backend.
+    """
     import optuna
 
+    from engine.jobs import choose_launcher
     from engine.runs.layout import new_id
     from engine.search.storage import open_storage
+    from engine.training.config import load_run_configs
 
     base, search = prepare_search(config, trials=trials, timeout=timeout, overrides=overrides)
+    launcher = launcher or choose_launcher(workspace, name=base.get("launcher"), address=base.get("ray_address"))
+    launcher.check(load_run_configs(base))  # no cluster, or no node that could take a trial's fold
+    base = {**base, **launcher.config_fields()}
     name = _default_name(base, search)
     search_id = new_id("search-")
     path = searches_dir(workspace) / search_id
@@ -145,9 +156,11 @@ def _reap() -> None:
 
 def launch_search(config: str | os.PathLike | Mapping[str, Any], *, trials: int | None = None,
                   timeout: float | None = None, overrides: Sequence[str] = (),
-                  workspace: str | os.PathLike | None = None) -> Path:
-    """Create a search and start it in the background; returns its directory (``<workspace>/searches/<id>``)."""
-    path = create_search(config, trials=trials, timeout=timeout, overrides=overrides, workspace=workspace)
+                  workspace: str | os.PathLike | None = None, launcher=None) -> Path:
+    """Create a search and start it in the background; returns its directory (``<workspace>/searches/<id>``).
+    ``launcher``: the backend its trials train on (see :func:`create_search`)."""
+    path = create_search(config, trials=trials, timeout=timeout, overrides=overrides, workspace=workspace,
+                         launcher=launcher)
     start_search(path, workspace=workspace)
     return path
 
@@ -172,14 +185,14 @@ def cancel_search(search: str | os.PathLike, *, workspace: str | os.PathLike | N
 
 
 def _cancel_current_run(path: Path) -> None:
-    from engine.jobs import create_launcher, effective_status
+    from engine.jobs import effective_status, launcher_for_run
     from engine.runs.layout import status_path
     from engine.workspace import runs_dir
 
     run_id = effective_search_status(path).get("current_run_id")
     run_dir = runs_dir(path.parent.parent) / str(run_id)
     if run_id and status_path(run_dir).is_file() and effective_status(run_dir)["state"] in ACTIVE_STATES:
-        create_launcher(workspace=path.parent.parent).cancel(run_dir)
+        launcher_for_run(run_dir, workspace=path.parent.parent).cancel(run_dir)
 
 
 def check_resumable(search: str | os.PathLike, *, workspace: str | os.PathLike | None = None) -> Path:

@@ -72,14 +72,18 @@ class SearchLoop:
 
     def __init__(self, search_dir: str | Path, *, stop: Callable[[], bool], launcher=None,
                  on_event: Callable[[str], None] | None = None, poll_s: float = POLL_S) -> None:
-        from engine.jobs import create_launcher
+        from engine.jobs import choose_launcher
 
         self.record = read_search(search_dir)
         self.path = self.record.path
         self.cfg = self.record.search
         self.stop = stop
         self.poll_s = poll_s
-        self.launcher = launcher or create_launcher(workspace=self.record.workspace)
+        # The backend recorded when the search was created (local, or Ray at its address); an older search
+        # without one gets the workspace's default.
+        base = self.record.base
+        self.launcher = launcher or choose_launcher(self.record.workspace, name=base.get("launcher"),
+                                                    address=base.get("ray_address"))
         self.say = on_event or (lambda text: log.info("%s", text))
         self.study = load_study(self.record.search_id, self.cfg, self.record.workspace)
 

@@ -142,13 +142,14 @@ def build_search_config(dataset: Dataset, workspace: Path, *, models: list[str],
     return config
 
 
-def launch_ui(dataset: Dataset, workspace: Path, devices: list[str]) -> None:
-    """The form, and the launch itself (validation and process start only: the trials run elsewhere)."""
+def launch_ui(dataset: Dataset, workspace: Path, devices: list[str], *, launcher=None) -> None:
+    """The form, and the launch itself (validation and process start only: the trials run elsewhere, each a
+    run on ``launcher``: this machine or the Ray cluster chosen under *Where to train*)."""
     from engine.search import launch_search
 
     try:
         config = search_form_ui(dataset, workspace, devices)
-        path = launch_search(config, workspace=workspace) if config is not None else None
+        path = launch_search(config, workspace=workspace, launcher=launcher) if config is not None else None
     except EngineError as e:
         st.error(str(e))
         return

@@ -4,6 +4,7 @@ trains and shows in the monitor (also after a restart) and on the Folds page, an
 from __future__ import annotations
 
 import socket
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,39 @@ def test_a_study_launched_on_ray_trains_shows_everywhere_and_cancels(train_works
     assert not at.exception and not at.error, [e.value for e in at.error]
     status = wait_for(long_run, {"cancelled", "failed"}, timeout=60)
     assert status["state"] == "cancelled" and status["launcher"] == "ray", status
+
+
+def test_a_search_launched_in_search_mode_with_ray_chosen_trains_its_trials_on_ray(train_workspace, ray_cluster):
+    """Search mode shows the same *Where to train*; with the Ray cluster chosen, the search records it and
+    its trial's run is trained by Ray's fold tasks (the search process itself runs in the background)."""
+    from engine.search import effective_search_status, list_searches, read_search, search_trials
+
+    write_settings(train_workspace, launcher="ray", ray_address=ray_cluster)
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("../pages/train.py").run()
+    at.segmented_control(key="train_mode").set_value("search").run()
+    assert not at.exception, at.exception
+    assert at.radio(key=state.TRAIN_LAUNCHER).value == "Ray cluster"
+    at.number_input(key="train_search_size").set_value(32)
+    at.number_input(key="train_search_epochs").set_value(1)
+    at.number_input(key="train_search_trials").set_value(1)
+    at.selectbox(key="train_search_on").set_value("fold0")
+    at.number_input(key="train_search_workers").set_value(2)  # each fold would ask for 3 CPUs: no node has them
+    at.button(key="FormSubmitter:search_form-Launch search").click().run()
+    assert not at.exception
+    assert any("Lower train.num_workers to at most 1" in e.value for e in at.error), [e.value for e in at.error]
+    assert list_searches(train_workspace) == []  # refused before anything was written
+    at.number_input(key="train_search_workers").set_value(0)
+    at.button(key="FormSubmitter:search_form-Launch search").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    (row,) = list_searches(train_workspace)
+    record = read_search(row["path"])
+    assert (record.base["launcher"], record.base["ray_address"]) == ("ray", ray_cluster)
+    deadline = time.monotonic() + 240
+    while effective_search_status(record.path)["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    status = effective_search_status(record.path)
+    trials = search_trials(record)
+    assert status["state"] == "done", (status, trials.to_string())
+    run_dir = train_workspace / "runs" / trials.at[0, "run_id"]
+    assert store.read_status(run_dir)["launcher"] == "ray" and store.read_status(run_dir)["state"] == "done"

@@ -19,6 +19,7 @@ import yaml
 from job_helpers import file_digests, tiny_config, wait_for
 
 import engine.runs.liveness
+from engine.errors import RunError
 from engine.jobs import effective_status, launch_training, launcher_for_run
 from engine.jobs.ray_launcher import NAMESPACE, RayLauncher
 from engine.runs import fold_is_complete, pid_alive, predictions_path, read_metrics, read_status
@@ -217,3 +218,12 @@ def test_a_lost_driver_shows_as_failed_instead_of_running_forever(ray_cluster, m
     assert status["error"].startswith(f"the run's driver (Ray actor {info['actor']} on the cluster at "), status
     assert "resume" in status["error"] and status["folds"]["0"]["state"] == "failed"
     assert prepare_resume(run_dir) == run_dir and read_status(run_dir)["state"] == "queued"
+
+
+def test_a_fold_no_node_can_take_is_refused_before_any_run_is_written(ray_cluster, mini_spec_path, workspace):
+    """Each fold would ask for 9 CPUs of a 2-CPU cluster: Ray would keep it waiting forever, so the launch is
+    refused first, naming what to change, and no run is left queued."""
+    config = {**tiny_config(mini_spec_path, num_workers=8), "launcher": "ray", "ray_address": ray_cluster}
+    with pytest.raises(RunError, match=r"9 CPU\(s\).*has 2 CPU\(s\)\. Lower train.num_workers to at most 1"):
+        launch_training(config, workspace=workspace)
+    assert not (workspace / "runs").exists() or not any((workspace / "runs").iterdir())

@@ -185,3 +185,54 @@ def test_objective_is_the_metric_of_the_oof_predictions(augment_study):
     fold0 = preds.fold_of == 0
     assert objective_value(run_dir, "macro_f1", evaluate_on="fold0") == pytest.approx(
         macro_f1(preds.labels[fold0], proba[fold0].argmax(1)))
+
+
+def test_a_search_on_a_closed_ray_address_is_refused_before_anything_is_written(mini_spec_path, search_workspace,
+                                                                                 tmp_path, capsys):
+    """`search --launcher ray` checks the cluster first: no search, no Optuna study, the address named."""
+    import socket
+
+    from engine.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        address = f"127.0.0.1:{s.getsockname()[1]}"
+    config = tmp_path / "search.yaml"
+    config.write_text(yaml.safe_dump({**base_config(mini_spec_path), "search": {"params": {"train.lr": [0.01]}}}))
+    code = main(["search", str(config), "--workspace", str(search_workspace), "--launcher", "ray",
+                 "--ray-address", address])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"No Ray cluster answers at '{address}'" in err and "ray start --head" in err
+    assert list_searches(search_workspace) == []
+    assert not (search_workspace / "optuna.db").exists() or optuna.get_all_study_names(
+        storage_url(search_workspace)) == []
+
+
+@pytest.mark.slow
+def test_a_search_with_the_ray_backend_trains_every_trial_on_the_cluster(ray_cluster, mini_spec_path,
+                                                                         search_workspace, tmp_path, capsys):
+    """`search --launcher ray`: the backend is checked, recorded with the search, and every trial's run is
+    trained by Ray's fold tasks (its status names the Ray driver), scored and told to Optuna as locally."""
+    from engine.cli import main
+
+    data = {**base_config(mini_spec_path, epochs=2, batch_size=16),
+            "search": {"name": "on ray", "trials": 2, "metric": "accuracy", "evaluate_on": "fold0",
+                       "pruner": "none", "params": {"train.lr": [3e-3, 1e-2]}}}
+    config = tmp_path / "search.yaml"
+    config.write_text(yaml.safe_dump(data))
+    code = main(["search", str(config), "--workspace", str(search_workspace), "--launcher", "ray",
+                 "--ray-address", ray_cluster])
+    out, err = capsys.readouterr()
+    path = search_workspace / "searches" / out.strip()
+    trials = search_trials(path)
+    run_dirs = [search_workspace / "runs" / r for r in trials["run_id"]]
+    assert code == 0, err + describe(path) + "\n".join(describe(d) for d in run_dirs)
+    assert read_search(path).base["launcher"] == "ray" and read_search(path).base["ray_address"] == ray_cluster
+    assert list(trials["state"]) == ["COMPLETE", "COMPLETE"], trials.to_string()
+    for run_dir, value in zip(run_dirs, trials["value"], strict=True):
+        status = store.read_status(run_dir)
+        assert status["state"] == "done" and status["launcher"] == "ray" and status["ray"]["address"] == ray_cluster
+        assert read_run_config(run_dir).launcher == "ray"
+        assert store.fold_is_complete(run_dir, 0) and not store.fold_is_complete(run_dir, 1)
+        assert value == pytest.approx(objective_value(run_dir, "accuracy", evaluate_on="fold0"))
