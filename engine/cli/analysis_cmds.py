@@ -8,9 +8,9 @@ import json
 
 from engine.analysis.tta import TTA_MODES
 from engine.analysis.voting import VOTING_KINDS
+from engine.cli.train_cmds import WORKSPACE_HELP  # one wording of the shared option
 from engine.submission import INTERVAL_METRICS
 
-_WORKSPACE_HELP = "workspace folder (default: $FOLD_STUDIO_WORKSPACE or ./workspace)"
 _RUN_HELP = "run id (under <workspace>/runs/; a unique prefix is enough) or run directory"
 
 
@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     "95% paired-bootstrap interval.")
     p.add_argument("runs", nargs="+", metavar="RUN", help=_RUN_HELP)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--workspace", default=None, help=_WORKSPACE_HELP)
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
     p.add_argument("--views", nargs="+", default=None, metavar="VIEW", help="TTA views to merge (default: all)")
     p.add_argument("--tta", default="mean", choices=TTA_MODES, help="merge mode of each model's views (default: mean)")
     p.add_argument("--metric", default="accuracy", choices=("accuracy", "macro_f1"),
@@ -48,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--views", nargs="+", default=None, metavar="VIEW", help="TTA views to merge (default: all)")
     p.add_argument("--weights", nargs="+", type=float, default=None, metavar="W",
                    help="one weight per (run, fold), run by run (default: equal)")
-    p.add_argument("--workspace", default=None, help=_WORKSPACE_HELP)
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
     p.set_defaults(func=_submit)
 
     p = sub.add_parser(
@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="what the leaderboard measures (default: the one set before, else accuracy)")
     p.add_argument("--clear-lb", default=None, metavar="ID", help="forget the LB score of submission ID")
     p.add_argument("--json", action="store_true", help="print the list as JSON")
-    p.add_argument("--workspace", default=None, help=_WORKSPACE_HELP)
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
     p.set_defaults(func=_submissions)
 
 

@@ -7,8 +7,7 @@ import argparse
 import json
 
 from engine.analysis.tta import TTA_MODES
-
-_WORKSPACE_HELP = "workspace folder (default: $FOLD_STUDIO_WORKSPACE or ./workspace)"
+from engine.cli.train_cmds import WORKSPACE_HELP  # one wording of the shared option
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--tta", default="mean", choices=TTA_MODES, help="merge mode of each model's views (default: mean)")
     p.add_argument("--top", type=int, default=30, help="flagged rows printed (default 30; --json: all)")
     p.add_argument("--all", action="store_true", help="list every sample, flagged or not (ranked)")
-    p.add_argument("--workspace", default=None, help=_WORKSPACE_HELP)
+    p.add_argument("--workspace", default=None, help=WORKSPACE_HELP)
     p.set_defaults(func=_label_issues)
 
     p = sub.add_parser(

@@ -14,9 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.cli.train_cmds import add_launcher_options
-
-WORKSPACE_HELP = "workspace folder (default: $FOLD_STUDIO_WORKSPACE or ./workspace)"
+from engine.cli.train_cmds import WORKSPACE_HELP, add_launcher_options
 
 
 def register(sub: argparse._SubParsersAction) -> None:
